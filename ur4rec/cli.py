@@ -1,0 +1,69 @@
+"""UR4RecCLI: LightningCLI wired for the UR4Rec module and DataModule."""
+
+from __future__ import annotations
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningCLI
+
+from ur4rec.callbacks.rng import RNGStateCheckpoint
+from ur4rec.data.datamodule import UR4RecDataModule
+from ur4rec.module import UR4RecModule
+
+CHECKPOINT_ROOT = "checkpoints"
+
+
+def checkpoint_dir(run_name: str) -> str:
+    return f"{CHECKPOINT_ROOT}/{run_name}"
+
+
+def negatives_for_loss(loss: str) -> int:
+    """Sampled-softmax losses need one negative per position; full cross-entropy needs none."""
+    return 0 if loss == "ce" else 1
+
+
+class UR4RecCLI(LightningCLI):
+    """``fit``/``validate``/``test``/``predict`` with a named run.
+
+    ``--run_name NAME`` puts checkpoints in ``checkpoints/NAME/`` (``last.ckpt`` plus the best by
+    ``val/ndcg@10``) and names the loggers' runs, so ``--ckpt_path last`` finds the run to resume.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("seed_everything_default", 42)
+        kwargs.setdefault("auto_configure_optimizers", False)
+        kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("trainer_defaults", {
+            "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "logs"}},
+        })
+        super().__init__(UR4RecModule, UR4RecDataModule, *args, **kwargs)
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument("--run_name", type=str, default="sasrec",
+                            help="Names the run: checkpoints/<run_name>/ and the loggers' run name.")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({
+            "checkpoint.monitor": "val/ndcg@10",
+            "checkpoint.mode": "max",
+            "checkpoint.save_last": True,
+            "checkpoint.filename": "best-epoch{epoch:03d}",
+            "checkpoint.auto_insert_metric_name": False,
+        })
+        parser.link_arguments("run_name", "checkpoint.dirpath", compute_fn=checkpoint_dir)
+        parser.add_lightning_class_args(RNGStateCheckpoint, "rng_state")
+        parser.link_arguments("data.max_seq_len", "model.max_seq_len")
+        parser.link_arguments("model.loss", "data.train_negatives", compute_fn=negatives_for_loss)
+        parser.link_arguments("data.num_items", "model.num_items", apply_on="instantiate")
+
+    def before_instantiate_classes(self) -> None:
+        """Name every logger's run after ``run_name`` unless the config names it."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        loggers = config.trainer.logger
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            init_args = getattr(logger, "init_args", None)
+            if init_args is not None and getattr(init_args, "name", None) in (None, "lightning_logs"):
+                init_args.name = config.run_name
+
+
+def main(args: list[str] | None = None) -> UR4RecCLI:
+    """Run the CLI; ``args`` replaces ``sys.argv[1:]`` (tests call ``main([...])``)."""
+    return UR4RecCLI(args=args)

@@ -1,0 +1,87 @@
+"""Ranking metrics as DDP-safe torchmetrics (sum and count states), fed with 0-based target ranks."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torchmetrics import Metric
+
+
+def full_ranking_ranks(scores: torch.Tensor, target: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+    """0-based rank of each target among all items, with the visible history masked.
+
+    scores: (B, N + 1) with column 0 = padding; target: (B,); history: (B, H) item ids, 0-padded.
+    Items scoring equal to the target count as ranked above it (ties never favour the target);
+    the target itself is never masked, even if it also appears in the history.
+    """
+    target_score = scores.gather(1, target[:, None])  # (B, 1)
+    masked = scores.scatter(1, history, float("-inf"))
+    masked[:, 0] = float("-inf")
+    masked.scatter_(1, target[:, None], target_score)
+    return (masked >= target_score).sum(1) - 1  # (B,)
+
+
+def sampled_ranks(scores: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """0-based rank of candidate 0 (the target) among ``candidates`` (B, 1 + S); ties count against it."""
+    candidate_scores = scores.gather(1, candidates)  # (B, 1 + S)
+    return (candidate_scores[:, 1:] >= candidate_scores[:, :1]).sum(1)  # (B,)
+
+
+class _RankMetric(Metric):
+    """Mean of a per-user gain computed from the target's 0-based rank; subclasses define ``gain``."""
+
+    full_state_update = False
+    higher_is_better = True
+    is_differentiable = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, ranks: torch.Tensor) -> None:
+        self.total += self.gain(ranks).to(torch.float64).sum()
+        self.count += ranks.numel()
+
+    def compute(self) -> torch.Tensor:
+        return (self.total / self.count.clamp(min=1)).float()
+
+
+class HitRate(_RankMetric):
+    """Share of users whose target ranks in the top ``k``."""
+
+    def __init__(self, k: int, **kwargs):
+        super().__init__(**kwargs)
+        self.k = k
+
+    def gain(self, ranks: torch.Tensor) -> torch.Tensor:
+        return (ranks < self.k).float()
+
+
+class NDCG(_RankMetric):
+    """Normalized DCG at ``k`` with one relevant item: 1 / log2(rank + 2) inside the top ``k``."""
+
+    def __init__(self, k: int, **kwargs):
+        super().__init__(**kwargs)
+        self.k = k
+
+    def gain(self, ranks: torch.Tensor) -> torch.Tensor:
+        return torch.where(ranks < self.k, math.log(2) / torch.log(ranks.float() + 2), 0.0)
+
+
+class MRR(_RankMetric):
+    """Mean reciprocal rank over the whole ranking."""
+
+    def gain(self, ranks: torch.Tensor) -> torch.Tensor:
+        return 1.0 / (ranks.float() + 1)
+
+
+def ranking_metrics(ks: tuple[int, ...] = (5, 10, 20), suffix: str = "") -> dict[str, _RankMetric]:
+    """``{"hit@5": HitRate(5), ..., "ndcg@20": NDCG(20), "mrr": MRR()}`` with ``suffix`` on every name."""
+    metrics: dict[str, _RankMetric] = {}
+    for k in ks:
+        metrics[f"hit@{k}{suffix}"] = HitRate(k)
+        metrics[f"ndcg@{k}{suffix}"] = NDCG(k)
+    metrics[f"mrr{suffix}"] = MRR()
+    return metrics

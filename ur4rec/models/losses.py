@@ -1,0 +1,34 @@
+"""Next-item losses over hidden states: full-softmax cross-entropy, BCE and BPR with sampled negatives."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LOSSES = ("ce", "bce", "bpr")
+
+
+def next_item_loss(hidden: torch.Tensor, target: torch.Tensor, item_weight: torch.Tensor, kind: str = "ce",
+                   negative: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean loss over real positions (target > 0).
+
+    hidden: (B, L, D) states; target: (B, L) next items (0 = padding); item_weight: (N + 1, D) item
+    embeddings (row 0 = padding); negative: (B, L, K) sampled negatives, needed for ``bce``/``bpr``.
+    """
+    real = target > 0  # (B, L)
+    states = hidden[real]  # (P, D)
+    positives = target[real]  # (P,)
+    if kind == "ce":
+        logits = states @ item_weight.T  # (P, N + 1)
+        logits[:, 0] = float("-inf")  # padding is never a candidate
+        return F.cross_entropy(logits, positives)
+    if kind not in LOSSES:
+        raise ValueError(f"unknown loss {kind!r}; choose one of {LOSSES}")
+    if negative is None:
+        raise ValueError(f"loss {kind!r} needs sampled negatives (set data.train_negatives > 0)")
+    pos_logit = (states * item_weight[positives]).sum(-1)  # (P,)
+    neg_logit = torch.einsum("pd,pkd->pk", states, item_weight[negative[real]])  # (P, K)
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(pos_logit, torch.ones_like(pos_logit)) + \
+            F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
+    return -F.logsigmoid(pos_logit[:, None] - neg_logit).mean()

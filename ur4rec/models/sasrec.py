@@ -1,0 +1,93 @@
+"""SASRec: self-attentive sequential recommendation (Kang & McAuley, 2018) as a pure nn.Module."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SelfAttentionBlock(nn.Module):
+    """Pre-norm multi-head self-attention + point-wise feed-forward, both residual."""
+
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float):
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.attn_norm = nn.LayerNorm(hidden_size)
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.out = nn.Linear(hidden_size, hidden_size)
+        self.ffn_norm = nn.LayerNorm(hidden_size)
+        self.ffn = nn.Sequential(
+            nn.Linear(hidden_size, hidden_size), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden_size, hidden_size)
+        )
+        self.residual_dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, D); allowed: (B, 1, L, L) bool, True where a query may attend to a key."""
+        B, L, D = x.shape
+        q, k, v = self.qkv(self.attn_norm(x)).view(B, L, 3, self.num_heads, D // self.num_heads).unbind(2)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, D/H)
+        attended = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, H, L, D/H)
+        x = x + self.residual_dropout(self.out(attended.transpose(1, 2).reshape(B, L, D)))
+        return x + self.residual_dropout(self.ffn(self.ffn_norm(x)))
+
+
+class SASRec(nn.Module):
+    """Causal transformer over item ids (1..num_items, 0 = padding).
+
+    Positions count from the first real item, so the output does not depend on the padding side;
+    a position attends to itself and earlier real items only, and padded positions output zeros.
+    """
+
+    def __init__(self, num_items: int, hidden_size: int = 64, num_blocks: int = 2, num_heads: int = 2,
+                 dropout: float = 0.2, max_seq_len: int = 50):
+        super().__init__()
+        self.num_items = num_items
+        self.hidden_size = hidden_size
+        self.item_embedding = nn.Embedding(num_items + 1, hidden_size, padding_idx=0)
+        self.position_embedding = nn.Embedding(max_seq_len, hidden_size)
+        self.embedding_dropout = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(SelfAttentionBlock(hidden_size, num_heads, dropout) for _ in range(num_blocks))
+        self.final_norm = nn.LayerNorm(hidden_size)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            nn.init.zeros_(module.weight[module.padding_idx])
+
+    def forward(self, items: torch.Tensor) -> torch.Tensor:
+        """items: (B, L) ids with 0 as padding on either side -> hidden states (B, L, D), zero at padding."""
+        real = items > 0  # (B, L)
+        positions = (real.cumsum(1) - 1).clamp(min=0)  # (B, L) index among real items
+        x = self.item_embedding(items) * math.sqrt(self.hidden_size) + self.position_embedding(positions)
+        x = self.embedding_dropout(x) * real[..., None]
+        L = items.shape[1]
+        causal = torch.ones(L, L, dtype=torch.bool, device=items.device).tril()  # (L, L)
+        eye = torch.eye(L, dtype=torch.bool, device=items.device)
+        allowed = (causal & real[:, None, :]) | eye  # (B, L, L): real keys up to the query, and itself
+        allowed = allowed[:, None]  # (B, 1, L, L)
+        for block in self.blocks:
+            x = block(x, allowed) * real[..., None]
+        return self.final_norm(x) * real[..., None]
+
+    def user_state(self, items: torch.Tensor) -> torch.Tensor:
+        """Hidden state at the last real position of each row: (B, L) -> (B, D)."""
+        hidden = self.forward(items)  # (B, L, D)
+        last = torch.arange(items.shape[1], device=items.device).expand_as(items).masked_fill(items == 0, -1).amax(1)
+        return hidden[torch.arange(items.shape[0], device=items.device), last.clamp(min=0)]
+
+    def score_all(self, states: torch.Tensor) -> torch.Tensor:
+        """Dot-product scores of states (..., D) against every item -> (..., num_items + 1); column 0 is padding."""
+        return states @ self.item_embedding.weight.T

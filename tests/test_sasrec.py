@@ -1,0 +1,90 @@
+"""SASRec: causality, padding isolation, padding-side independence, and the losses."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ur4rec.data.datasets import sample_negatives
+from ur4rec.models.losses import next_item_loss
+from ur4rec.models.sasrec import SASRec
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return SASRec(num_items=30, hidden_size=16, num_blocks=2, num_heads=2, dropout=0.3, max_seq_len=8).eval()
+
+
+def test_user_state_is_the_same_for_left_and_right_padding(model):
+    items = [4, 9, 2, 17, 5]
+    left = torch.tensor([[0, 0, 0] + items])
+    right = torch.tensor([items + [0, 0, 0]])
+    torch.testing.assert_close(model.user_state(left), model.user_state(right))
+    torch.testing.assert_close(model(left)[0, 3:], model(right)[0, :5])
+
+
+def test_causal_outputs_ignore_later_items(model):
+    a = torch.tensor([[3, 4, 5, 6, 7, 8, 9, 10]])
+    b = a.clone()
+    b[0, 5:] = torch.tensor([20, 21, 22])
+    torch.testing.assert_close(model(a)[0, :5], model(b)[0, :5])
+    assert not torch.allclose(model(a)[0, 5:], model(b)[0, 5:])
+
+
+def test_padding_is_zero_and_does_not_leak(model):
+    short = torch.tensor([[0, 0, 0, 0, 0, 0, 1, 2]])
+    hidden = model(short)
+    assert torch.all(hidden[0, :6] == 0)
+    # The same two items without any padding give the same states.
+    torch.testing.assert_close(hidden[0, 6:], model(torch.tensor([[1, 2]]))[0])
+
+
+def test_dropout_only_in_training(model):
+    items = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8]])
+    torch.testing.assert_close(model(items), model(items))
+    model.train()
+    assert not torch.allclose(model(items), model(items))
+
+
+def test_cross_entropy_matches_reference(model):
+    items = torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5]])
+    target = torch.tensor([[0, 0, 4, 5, 6], [2, 3, 4, 5, 6]])
+    hidden = model(items)
+    loss = next_item_loss(hidden, target, model.item_embedding.weight, "ce")
+    logits = hidden @ model.item_embedding.weight[1:].T  # padding excluded
+    real = target > 0
+    expected = F.cross_entropy(logits[real], target[real] - 1)
+    torch.testing.assert_close(loss, expected)
+
+
+@pytest.mark.parametrize("kind", ["bce", "bpr"])
+def test_sampled_losses_train_only_on_real_positions(model, kind):
+    items = torch.tensor([[0, 0, 3, 4, 5]])
+    target = torch.tensor([[0, 0, 4, 5, 6]])
+    negative = torch.randint(7, 31, (1, 5, 2))
+    loss = next_item_loss(model(items), target, model.item_embedding.weight, kind, negative)
+    loss.backward()
+    # Negatives drawn at padded positions never receive gradient.
+    padded_negatives = negative[0, :2].flatten().unique()
+    real_negatives = negative[0, 2:].flatten().unique()
+    only_padded = padded_negatives[~torch.isin(padded_negatives, real_negatives)]
+    grad = model.item_embedding.weight.grad
+    assert torch.all(grad[only_padded] == 0)
+    assert torch.any(grad[real_negatives] != 0)
+    with pytest.raises(ValueError, match="negatives"):
+        next_item_loss(model(items), target, model.item_embedding.weight, kind, None)
+
+
+def test_sample_negatives_avoids_positives():
+    torch.manual_seed(0)
+    positives = torch.arange(1, 46)  # 45 of 50 items are positives
+    negatives = sample_negatives(positives, num_items=50, shape=(200, 3))
+    assert negatives.min() >= 46 and negatives.max() <= 50
+
+
+def test_sample_negatives_is_uniform_over_the_complement():
+    torch.manual_seed(0)
+    negatives = sample_negatives(torch.tensor([4, 2, 2]), num_items=6, shape=(40_000,))
+    counts = torch.bincount(negatives, minlength=7)
+    assert counts[[0, 2, 4]].sum() == 0
+    assert torch.allclose(counts[[1, 3, 5, 6]].float() / 10_000, torch.ones(4), atol=0.05)

@@ -1,0 +1,272 @@
+"""``generate``: write ``user_preferences.json`` and ``item_descriptions.json`` with an LLM.
+
+Every answer goes to the SQLite cache as soon as it arrives; the JSON files are then rebuilt from the
+cache (raw MovieLens ids as keys, successful answers only), so a rerun only asks for what is missing
+or failed, and an interrupted run still writes what it got.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from ur4rec.llm.cache import Entry, LLMCache, cache_key, prompt_sha256
+from ur4rec.llm.client import (
+    DEFAULT_BASE_URL, DEFAULT_KEY_ENV, ChatClient, LLMError, key_env_names, resolve_api_key,
+)
+from ur4rec.llm.prompts import ITEM, MAX_TOKENS, SYSTEM_PROMPT, TEMPERATURE, USER, Job, estimate_tokens
+
+OUTPUT_FILES = {USER: "user_preferences.json", ITEM: "item_descriptions.json"}
+CACHE_NAME = "llm_cache.sqlite"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="generate", description=__doc__.splitlines()[0])
+    p.add_argument("--data_dir", required=True, help="dataset folder (ml-100k, M_ML-100K or ml-1m layout)")
+    p.add_argument("--output_dir", required=True, help="where the JSON files (and by default the cache) go")
+    p.add_argument("--num_users", type=_non_negative, default=None, help="only the first N users (default: all)")
+    p.add_argument("--num_items", type=_non_negative, default=None, help="only the first N items (default: all)")
+    p.add_argument("--skip_users", action="store_true", help="do not generate user preferences")
+    p.add_argument("--skip_items", action="store_true", help="do not generate item descriptions")
+    p.add_argument("--model_name", default="qwen-flash")
+    p.add_argument("--enable_thinking", action="store_true",
+                   help="send enable_thinking=true (default sends false)")
+    p.add_argument("--base_url", default=DEFAULT_BASE_URL, help="any OpenAI-compatible endpoint")
+    p.add_argument("--api_key_env", default=DEFAULT_KEY_ENV,
+                   help="environment variable holding the API key (falls back to OPENAI_API_KEY)")
+    p.add_argument("--concurrency", type=_positive_int, default=4, help="parallel requests (threads)")
+    p.add_argument("--dry_run", action="store_true", help="print how many calls/tokens a run needs; call nothing")
+    p.add_argument("--min_rating", type=float, default=4, help="as in the training DataModule")
+    p.add_argument("--min_user_interactions", type=int, default=5, help="as in the training DataModule")
+    p.add_argument("--timeout", type=_positive_float, default=60.0, help="seconds per request")
+    p.add_argument("--max_retries", type=_non_negative, default=3, help="client retries on 429/5xx/timeouts")
+    p.add_argument("--cache", default=None, help=f"SQLite cache file (default: <output_dir>/{CACHE_NAME})")
+    return p
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the generator; returns 0 on success, 1 if some requests failed, 2 on usage errors."""
+    args = build_parser().parse_args(argv)
+    kinds = [k for k, skip in ((ITEM, args.skip_items), (USER, args.skip_users)) if not skip]
+    if not kinds:
+        print("generate: --skip_users and --skip_items together leave nothing to do", file=sys.stderr)
+        return 2
+    api_key = None
+    if not args.dry_run:
+        api_key = resolve_api_key(args.api_key_env)
+        if api_key is None:
+            names = " or ".join(key_env_names(args.api_key_env))
+            print(f"generate: no API key: set {names} (or pass --api_key_env NAME, or use --dry_run)",
+                  file=sys.stderr)
+            return 2
+
+    try:
+        jobs = load_jobs(args.data_dir, kinds, args.min_rating, args.min_user_interactions)
+    except (OSError, ValueError) as err:  # DataFormatError is a ValueError
+        print(f"generate: cannot read the data: {err}", file=sys.stderr)
+        return 2
+    limits = {ITEM: args.num_items, USER: args.num_users}
+    output_dir = Path(args.output_dir)
+    cache_path = Path(args.cache) if args.cache else output_dir / CACHE_NAME
+
+    if args.dry_run:
+        return _dry_run(jobs, limits, args.model_name, cache_path)
+
+    client = ChatClient(args.base_url, api_key, args.model_name, timeout=args.timeout, max_retries=args.max_retries,
+                        max_tokens=MAX_TOKENS, temperature=TEMPERATURE, enable_thinking=args.enable_thinking)
+    try:
+        with LLMCache(cache_path) as cache:
+            todo = [job for kind in kinds for job in _pending(cache, jobs[kind][:limits[kind]], args.model_name)]
+            stats = _Stats()
+            interrupted = False
+            try:
+                _run(todo, client, cache, args.model_name, args.concurrency, stats)
+            except KeyboardInterrupt:
+                interrupted = True
+            written = {kind: write_outputs(cache, jobs[kind], args.model_name, output_dir, kind) for kind in kinds}
+    finally:
+        client.close()
+
+    parts = ", ".join(f"{OUTPUT_FILES[k]}: {n} entries" for k, n in written.items())
+    print(f"generate: {stats.ok} generated, {stats.failed} failed, {stats.tokens} tokens; wrote {parts} "
+          f"to {output_dir}", file=sys.stderr)
+    if interrupted:
+        print("generate: interrupted; results so far are cached and written, rerun to continue", file=sys.stderr)
+        return 130
+    if stats.failed:
+        for error in stats.errors[:3]:
+            print(f"generate: e.g. {error}", file=sys.stderr)
+        print(f"generate: {stats.failed} request(s) failed; rerun to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def load_jobs(data_dir: str, kinds: list[str], min_rating: float, min_user_interactions: int) -> dict[str, list[Job]]:
+    """All jobs per kind for the dataset, on the same splits as the training DataModule."""
+    from ur4rec.data.preprocessing import prepare_splits
+    from ur4rec.data.readers import read_dataset
+    from ur4rec.llm.prompts import item_jobs, user_jobs
+
+    dataset = read_dataset(data_dir)
+    splits = prepare_splits(dataset.ratings, min_rating, min_user_interactions)
+    jobs: dict[str, list[Job]] = {}
+    if ITEM in kinds:
+        jobs[ITEM] = item_jobs(dataset, splits)
+    if USER in kinds:
+        jobs[USER] = user_jobs(dataset, splits, min_rating)
+    return jobs
+
+
+def entry_for(job: Job, model: str) -> Entry:
+    return Entry(cache_key(model, job.kind, job.version, SYSTEM_PROMPT, job.prompt), job.kind, job.raw_id, model,
+                 job.version, prompt_sha256(SYSTEM_PROMPT, job.prompt))
+
+
+def _pending(cache: LLMCache, jobs: list[Job], model: str) -> list[Job]:
+    done = cache.ok_texts([entry_for(j, model).key for j in jobs])
+    return [j for j in jobs if entry_for(j, model).key not in done]
+
+
+def _dry_run(jobs: dict[str, list[Job]], limits: dict, model: str, cache_path: Path) -> int:
+    total_calls = total_tokens = 0
+    for kind, kind_jobs in jobs.items():
+        selected = kind_jobs[:limits[kind]]
+        if cache_path.exists():
+            with LLMCache(cache_path) as cache:
+                todo = _pending(cache, selected, model)
+        else:
+            todo = selected
+        prompt_tokens = sum(estimate_tokens(j.prompt) for j in todo)
+        output_tokens = MAX_TOKENS * len(todo)
+        total_calls += len(todo)
+        total_tokens += prompt_tokens + output_tokens
+        print(f"dry run: {kind}s: {len(selected)} selected, {len(selected) - len(todo)} cached, {len(todo)} calls, "
+              f"~{prompt_tokens} prompt + <={output_tokens} output tokens")
+    print(f"dry run: {total_calls} calls, ~{total_tokens} tokens with model {model}; no requests made")
+    return 0
+
+
+class _Stats:
+    def __init__(self):
+        self.ok = self.failed = self.tokens = 0
+        self.errors: list[str] = []
+        self.lock = threading.Lock()
+
+
+def _run(todo: list[Job], client: ChatClient, cache: LLMCache, model: str, concurrency: int, stats: _Stats) -> None:
+    """Make the calls, caching each result as it arrives, with a progress bar on stderr."""
+    if not todo:
+        return
+    progress = _Progress(len(todo))
+
+    def work(job: Job) -> None:
+        entry = entry_for(job, model)
+        try:
+            answer = client.complete(SYSTEM_PROMPT, job.prompt)
+        except LLMError as err:
+            cache.put_failed(entry, str(err))
+            with stats.lock:
+                stats.failed += 1
+                stats.errors.append(f"{job.kind} {job.raw_id}: {err}")
+            return
+        cache.put_ok(entry, answer.text, answer.usage)
+        with stats.lock:
+            stats.ok += 1
+            stats.tokens += answer.usage.get("total_tokens", 0)
+
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="llm")
+    try:
+        futures = [pool.submit(work, job) for job in todo]
+        for future in as_completed(futures):
+            future.result()
+            progress.update(stats)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        progress.close()
+    pool.shutdown()
+
+
+class _Progress:
+    """tqdm bar when available, else a line on stderr every ~5%."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self._last = total, 0, 0.0
+        try:
+            from tqdm import tqdm
+        except ImportError:
+            self._bar = None
+        else:
+            self._bar = tqdm(total=total, desc="generate", unit="call", file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, stats: _Stats) -> None:
+        self.done += 1
+        if self._bar is not None:
+            self._bar.set_postfix(failed=stats.failed, tokens=stats.tokens, refresh=False)
+            self._bar.update(1)
+        elif self.done == self.total or self.done % max(1, self.total // 20) == 0 or time.time() - self._last > 10:
+            self._last = time.time()
+            print(f"generate: {self.done}/{self.total} calls, {stats.failed} failed, {stats.tokens} tokens",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def write_outputs(cache: LLMCache, jobs: list[Job], model: str, output_dir: Path, kind: str) -> int:
+    """Write every cached successful answer for ``jobs`` to the kind's JSON file; return the entry count."""
+    entries = {job.raw_id: entry_for(job, model).key for job in jobs}
+    texts = cache.ok_texts(list(entries.values()))
+    result = {str(raw): texts[key] for raw, key in sorted(entries.items()) if key in texts}
+    write_json_atomic(output_dir / OUTPUT_FILES[kind], result)
+    return len(result)
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON via a temporary file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, ensure_ascii=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
@@ -10,6 +13,12 @@ from ur4rec.data.datamodule import UR4RecDataModule
 from ur4rec.module import UR4RecModule
 
 CHECKPOINT_ROOT = "checkpoints"
+
+# Commands beside LightningCLI's fit/validate/test/predict: name -> module with ``main(argv) -> int``.
+EXTRA_COMMANDS = {
+    "generate": "ur4rec.llm.generate",  # LLM user preferences and item descriptions
+    "features": "ur4rec.features.report",  # per-source counts of texts and posters
+}
 
 
 def checkpoint_dir(run_name: str) -> str:
@@ -29,6 +38,9 @@ class UR4RecCLI(LightningCLI):
     """
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("parser_kwargs", {"description": "UR4Rec. Extra commands: "
+                                            + ", ".join(f"'{name}'" for name in EXTRA_COMMANDS)
+                                            + " (run 'python cli.py generate --help')."})
         kwargs.setdefault("seed_everything_default", 42)
         kwargs.setdefault("auto_configure_optimizers", False)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
@@ -64,6 +76,12 @@ class UR4RecCLI(LightningCLI):
                 init_args.name = config.run_name
 
 
-def main(args: list[str] | None = None) -> UR4RecCLI:
-    """Run the CLI; ``args`` replaces ``sys.argv[1:]`` (tests call ``main([...])``)."""
-    return UR4RecCLI(args=args)
+def main(args: list[str] | None = None) -> UR4RecCLI | int:
+    """Run the CLI; ``args`` replaces ``sys.argv[1:]`` (tests call ``main([...])``).
+
+    Returns the LightningCLI for Lightning's subcommands, or the exit code of an extra command.
+    """
+    argv = sys.argv[1:] if args is None else list(args)
+    if argv and argv[0] in EXTRA_COMMANDS:
+        return importlib.import_module(EXTRA_COMMANDS[argv[0]]).main(argv[1:])
+    return UR4RecCLI(args=argv)

@@ -1,0 +1,130 @@
+"""UR4RecDataModule: MovieLens splits, leave-one-out, as train/val/test dataloaders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from ur4rec.data.datasets import EvalDataset, TrainSequenceDataset, collate_eval, draw_sampled_negatives
+from ur4rec.data.download import ML100K_MD5, ML100K_URL, ensure_dataset
+from ur4rec.data.preprocessing import SequenceSplits, prepare_splits
+from ur4rec.data.readers import RawDataset, read_dataset
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A permutation of ``range(n)`` that depends only on ``seed`` and the epoch (set by Lightning)."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class UR4RecDataModule(L.LightningDataModule):
+    """Reads any supported layout in ``data_dir``, filters, splits leave-one-out and serves batches.
+
+    Args:
+        data_dir: folder holding MovieLens-100K, M_ML-100K or MovieLens-1M; when missing or empty the
+            archive at ``download_url`` is fetched into it and checked against ``download_md5``.
+        min_rating: keep ratings >= this (0 keeps all).
+        min_user_interactions: then keep users with at least this many ratings (>= 3).
+        max_seq_len: length of the input window fed to the sequence model.
+        batch_size: training users per batch.
+        eval_batch_size: users per validation/test batch.
+        train_negatives: negatives per training position (for BCE/BPR; 0 for cross-entropy).
+        num_sampled_negatives: negatives per user for the sampled evaluation protocol.
+        seed: shuffling seed (per epoch) and sampled-negative seed.
+        num_workers: dataloader worker processes.
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data/ml-100k",
+        min_rating: float = 4,
+        min_user_interactions: int = 5,
+        max_seq_len: int = 50,
+        batch_size: int = 128,
+        eval_batch_size: int = 1024,
+        train_negatives: int = 0,
+        num_sampled_negatives: int = 99,
+        seed: int = 42,
+        num_workers: int = 0,
+        download_url: str = ML100K_URL,
+        download_md5: str | None = ML100K_MD5,
+    ):
+        super().__init__()
+        if min_user_interactions < 3:
+            raise ValueError("min_user_interactions must be >= 3: leave-one-out needs a train, a validation and a test item")
+        self.save_hyperparameters()
+        self.raw: RawDataset | None = None
+        self.splits: SequenceSplits | None = None
+        self.sampled_negatives: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------------------------------ loading
+
+    def prepare_data(self) -> None:
+        ensure_dataset(self.hparams.data_dir, self.hparams.download_url, self.hparams.download_md5)
+
+    def load(self) -> SequenceSplits:
+        """Read and split the data once (idempotent); also used before the model is built."""
+        if self.splits is None:
+            hp = self.hparams
+            self.raw = read_dataset(ensure_dataset(hp.data_dir, hp.download_url, hp.download_md5))
+            self.splits = prepare_splits(self.raw.ratings, hp.min_rating, hp.min_user_interactions)
+            every_item = [np.append(h, [v, t]) for h, v, t in
+                          zip(self.splits.train, self.splits.valid_target, self.splits.test_target)]
+            self.sampled_negatives = draw_sampled_negatives(
+                every_item, self.splits.num_items, hp.num_sampled_negatives, hp.seed)
+        return self.splits
+
+    def setup(self, stage: str | None = None) -> None:
+        self.load()
+
+    @property
+    def num_items(self) -> int:
+        return self.load().num_items
+
+    @property
+    def num_users(self) -> int:
+        return self.load().num_users
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.hparams.data_dir)
+
+    # ------------------------------------------------------------------------------------------ loaders
+
+    def train_dataloader(self) -> DataLoader:
+        s, hp = self.load(), self.hparams
+        dataset = TrainSequenceDataset(s.train, s.num_items, hp.max_seq_len, hp.train_negatives)
+        # The loader's own generator keeps iterator creation from drawing on the global RNG, which is
+        # checkpointed for dropout and negatives (see RNGStateCheckpoint).
+        return DataLoader(dataset, batch_size=hp.batch_size, sampler=EpochShuffleSampler(len(dataset), hp.seed),
+                          num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0,
+                          generator=torch.Generator().manual_seed(hp.seed))
+
+    def val_dataloader(self) -> DataLoader:
+        s = self.load()
+        return self._eval_loader([s.valid_history(u) for u in range(s.num_users)], s.valid_target)
+
+    def test_dataloader(self) -> DataLoader:
+        s = self.load()
+        return self._eval_loader([s.test_history(u) for u in range(s.num_users)], s.test_target)
+
+    def _eval_loader(self, histories: list[np.ndarray], targets: np.ndarray) -> DataLoader:
+        hp = self.hparams
+        dataset = EvalDataset(histories, targets, self.sampled_negatives, hp.max_seq_len)
+        return DataLoader(dataset, batch_size=hp.eval_batch_size, shuffle=False, collate_fn=collate_eval,
+                          num_workers=hp.num_workers, generator=torch.Generator().manual_seed(hp.seed))

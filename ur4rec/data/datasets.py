@@ -1,0 +1,118 @@
+"""Torch datasets over :class:`SequenceSplits` and the collate function for evaluation batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+
+def left_pad(sequence: np.ndarray, length: int) -> torch.Tensor:
+    """The last ``length`` items of ``sequence``, left-padded with 0 to ``length``: (length,)."""
+    out = torch.zeros(length, dtype=torch.long)
+    tail = sequence[-length:] if length > 0 else sequence[:0]
+    if len(tail):
+        out[length - len(tail):] = torch.as_tensor(tail, dtype=torch.long)
+    return out
+
+
+def sample_negatives(positives: torch.Tensor, num_items: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """Uniform item ids from 1..num_items excluding ``positives``, drawn from torch's global RNG.
+
+    Exact and loop-free: draw the r-th non-positive item directly. With ``p`` the sorted unique
+    positives, ``q[i] = p[i] - 1 - i`` counts the non-positives below ``p[i]``, so the r-th
+    non-positive (0-based) is ``r + 1 + #{i : q[i] <= r}``.
+    """
+    p = torch.unique(positives)  # sorted
+    p = p[(p >= 1) & (p <= num_items)]
+    available = num_items - len(p)
+    if available <= 0:
+        raise ValueError("every item is a positive; no negative can be sampled")
+    r = torch.randint(0, available, shape)
+    q = p - 1 - torch.arange(len(p))
+    return r + 1 + torch.searchsorted(q, r, right=True)
+
+
+class TrainSequenceDataset(Dataset):
+    """One sample per user: the last ``max_seq_len`` training transitions.
+
+    ``input[t]`` predicts ``target[t]`` (the next item); both are left-padded with 0 to ``max_seq_len``.
+    With ``num_negatives`` > 0, ``negative`` holds that many items per position that the user never
+    trained on (for BCE/BPR losses); they are redrawn on every access.
+    """
+
+    def __init__(self, train: list[np.ndarray], num_items: int, max_seq_len: int, num_negatives: int = 0):
+        self.train = train
+        self.num_items = num_items
+        self.num_negatives = num_negatives
+        self.inputs = torch.stack([left_pad(s[:-1], max_seq_len) for s in train])  # (U, L)
+        self.targets = torch.stack([left_pad(s[1:], max_seq_len) for s in train])  # (U, L)
+        self.positives = [torch.as_tensor(s, dtype=torch.long) for s in train]
+
+    def __len__(self) -> int:
+        return len(self.train)
+
+    def __getitem__(self, user: int) -> dict[str, torch.Tensor]:
+        sample = {"user": torch.tensor(user), "input": self.inputs[user], "target": self.targets[user]}
+        if self.num_negatives:
+            shape = (self.inputs.shape[1], self.num_negatives)
+            sample["negative"] = sample_negatives(self.positives[user], self.num_items, shape)  # (L, K)
+        return sample
+
+
+class EvalDataset(Dataset):
+    """One sample per user: the visible history, the held-out target and the sampled candidates.
+
+    ``input`` is the last ``max_seq_len`` visible items (left-padded); ``history`` is the whole
+    visible history, masked out of full ranking; ``candidates`` is the target followed by the user's
+    fixed sampled negatives.
+    """
+
+    def __init__(self, histories: list[np.ndarray], targets: np.ndarray, negatives: torch.Tensor, max_seq_len: int):
+        self.histories = [torch.as_tensor(h, dtype=torch.long) for h in histories]
+        self.inputs = torch.stack([left_pad(h, max_seq_len) for h in histories])  # (U, L)
+        self.targets = torch.as_tensor(targets, dtype=torch.long)  # (U,)
+        self.candidates = torch.cat([self.targets[:, None], negatives], dim=1)  # (U, 1 + S)
+
+    def __len__(self) -> int:
+        return len(self.histories)
+
+    def __getitem__(self, user: int) -> dict[str, torch.Tensor]:
+        return {
+            "user": torch.tensor(user),
+            "input": self.inputs[user],
+            "target": self.targets[user],
+            "candidates": self.candidates[user],
+            "history": self.histories[user],
+        }
+
+
+def collate_eval(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack fixed-size fields; right-pad ``history`` with 0 to the longest in the batch: (B, H)."""
+    batch = {key: torch.stack([s[key] for s in samples]) for key in ("user", "input", "target", "candidates")}
+    batch["history"] = torch.nn.utils.rnn.pad_sequence([s["history"] for s in samples], batch_first=True)
+    return batch
+
+
+def draw_sampled_negatives(user_items: list[np.ndarray], num_items: int, num_negatives: int, seed: int) -> torch.Tensor:
+    """For each user, ``num_negatives`` distinct items they never interacted with: (U, num_negatives).
+
+    Drawn once from ``seed`` by ranking random keys with the user's items pushed last, so every
+    non-interacted item is equally likely; users are processed in chunks to bound memory.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    chunk = max(1, (1 << 22) // (num_items + 1))
+    for start in range(0, len(user_items), chunk):
+        block = user_items[start:start + chunk]
+        keys = torch.rand(len(block), num_items + 1, generator=generator)  # (C, N + 1)
+        keys[:, 0] = 2.0  # padding id
+        for row, items in enumerate(block):
+            keys[row, torch.as_tensor(items, dtype=torch.long)] = 2.0
+        available = (keys < 2.0).sum(1)
+        if (available < num_negatives).any():
+            user = start + int(torch.nonzero(available < num_negatives)[0])
+            raise ValueError(f"user {user} has fewer than {num_negatives} non-interacted items to sample from; "
+                             "lower data.num_sampled_negatives")
+        out.append(keys.topk(num_negatives, dim=1, largest=False).indices)
+    return torch.cat(out)

@@ -1,0 +1,114 @@
+"""Pure preprocessing: filter ratings, order each user's items in time, remap ids, split leave-one-out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class SequenceSplits:
+    """Leave-one-out splits over remapped ids (items 1..N, 0 = padding; users 0..U-1).
+
+    ``train[u]`` holds user ``u``'s items in time order except the last two; ``valid_target[u]`` is
+    the second to last item and ``test_target[u]`` the last.
+    """
+
+    train: list[np.ndarray]
+    valid_target: np.ndarray  # (U,)
+    test_target: np.ndarray  # (U,)
+    raw_user_ids: np.ndarray  # (U,) raw id of each remapped user
+    raw_item_ids: np.ndarray  # (N + 1,) raw id of each remapped item; entry 0 (padding) is -1
+
+    @property
+    def num_users(self) -> int:
+        return len(self.train)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.raw_item_ids) - 1
+
+    @property
+    def num_interactions(self) -> int:
+        return sum(len(s) for s in self.train) + 2 * self.num_users
+
+    def valid_history(self, user: int) -> np.ndarray:
+        """Items visible when predicting the validation target."""
+        return self.train[user]
+
+    def test_history(self, user: int) -> np.ndarray:
+        """Items visible when predicting the test target (training items, then the validation item)."""
+        return np.append(self.train[user], self.valid_target[user])
+
+    def item_index(self) -> dict[int, int]:
+        """Raw item id -> remapped id."""
+        return {int(raw): i for i, raw in enumerate(self.raw_item_ids) if i > 0}
+
+    def user_index(self) -> dict[int, int]:
+        """Raw user id -> remapped id."""
+        return {int(raw): u for u, raw in enumerate(self.raw_user_ids)}
+
+
+REQUIRED_COLUMNS = ("user", "item", "rating", "timestamp")
+
+
+def _check_columns(ratings: pd.DataFrame, columns: tuple[str, ...] = REQUIRED_COLUMNS) -> None:
+    missing = [c for c in columns if c not in ratings.columns]
+    if missing:
+        raise ValueError(f"ratings table lacks column(s) {missing}; found {list(ratings.columns)}")
+
+
+def filter_ratings(ratings: pd.DataFrame, min_rating: float = 4, min_user_interactions: int = 5) -> pd.DataFrame:
+    """Keep ratings >= ``min_rating`` (0 keeps all), then users with >= ``min_user_interactions`` of them."""
+    _check_columns(ratings, ("user", "item", "rating"))
+    kept = ratings[ratings["rating"] >= min_rating] if min_rating > 0 else ratings
+    counts = kept.groupby("user")["item"].transform("size")
+    return kept[counts >= min_user_interactions]
+
+
+def order_by_time(ratings: pd.DataFrame) -> pd.DataFrame:
+    """Sort by user, then timestamp; equal timestamps keep their file order (stable)."""
+    _check_columns(ratings, ("user", "timestamp"))
+    ordered = ratings.assign(_file_order=np.arange(len(ratings)))
+    ordered = ordered.sort_values(["user", "timestamp", "_file_order"], kind="stable")
+    return ordered.drop(columns="_file_order")
+
+
+def build_splits(ratings: pd.DataFrame) -> SequenceSplits:
+    """Remap ids and split each user's time-ordered sequence leave-one-out.
+
+    Items are numbered 1..N and users 0..U-1 in increasing raw-id order. Every user needs at least
+    three interactions (one to train on, one to validate, one to test).
+    """
+    _check_columns(ratings, ("user", "item", "timestamp"))
+    if len(ratings) == 0:
+        raise ValueError(
+            "no interactions left to split (empty ratings table): lower min_rating or min_user_interactions"
+        )
+    ordered = order_by_time(ratings)
+    raw_items = np.sort(ordered["item"].unique())
+    raw_users = np.sort(ordered["user"].unique())
+    items = np.searchsorted(raw_items, ordered["item"].to_numpy()) + 1
+    users = np.searchsorted(raw_users, ordered["user"].to_numpy())
+    bounds = np.flatnonzero(np.diff(users)) + 1
+    sequences = np.split(items.astype(np.int64), bounds)
+    short = [int(raw_users[u]) for u, s in enumerate(sequences) if len(s) < 3]
+    if short:
+        raise ValueError(
+            f"{len(short)} user(s) have fewer than 3 interactions after filtering (e.g. raw ids {short[:5]}); "
+            "leave-one-out needs 3: raise min_user_interactions to at least 3"
+        )
+    return SequenceSplits(
+        train=[s[:-2] for s in sequences],
+        valid_target=np.array([s[-2] for s in sequences], dtype=np.int64),
+        test_target=np.array([s[-1] for s in sequences], dtype=np.int64),
+        raw_user_ids=raw_users.astype(np.int64),
+        raw_item_ids=np.concatenate([[-1], raw_items]).astype(np.int64),
+    )
+
+
+def prepare_splits(ratings: pd.DataFrame, min_rating: float = 4, min_user_interactions: int = 5) -> SequenceSplits:
+    """Filter, order and split in one call (the DataModule's pipeline)."""
+    return build_splits(filter_ratings(ratings, min_rating, min_user_interactions))

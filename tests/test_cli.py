@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import wandb
 import yaml
 
 from synthetic import write_ml100k
@@ -76,13 +77,37 @@ def test_resume_matches_uninterrupted_run(workdir):
     assert [float(x) for x in val("resumed")] == pytest.approx([float(x) for x in val("straight")], abs=1e-6)
 
 
-@pytest.mark.parametrize("config", sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").glob("*.yaml")))
-def test_print_config_for_every_shipped_config(config, capsys, monkeypatch):
+MAIN_CONFIGS = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").glob("*.yaml"))
+FRAGMENTS = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").glob("*/*.yaml"))
+
+
+@pytest.mark.parametrize("configs", [[c] for c in MAIN_CONFIGS] + [["configs/sasrec.yaml", f] for f in FRAGMENTS])
+def test_print_config_for_every_shipped_config(configs, capsys, monkeypatch, tmp_path):
+    """Every shipped config prints, and the printed config reproduces itself when fed back."""
     monkeypatch.chdir(REPO)
-    with pytest.raises(SystemExit) as exit_info:
-        run("fit", "--config", config, "--print_config")
-    assert exit_info.value.code == 0
-    printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["model"]["num_items"] is None or "num_items" not in printed["model"] or True
-    assert printed["checkpoint"]["dirpath"] == f"checkpoints/{printed['run_name']}"
-    assert printed["checkpoint"]["monitor"] == "val/ndcg@10"
+
+    def print_config(*config_files: str) -> str:
+        with pytest.raises(SystemExit) as exit_info:
+            run("fit", *[arg for c in config_files for arg in ("--config", c)], "--print_config")
+        assert exit_info.value.code == 0
+        return capsys.readouterr().out
+
+    printed = print_config(*configs)
+    parsed = yaml.safe_load(printed)
+    assert parsed["checkpoint"]["monitor"] == "val/ndcg@10" and parsed["checkpoint"]["save_last"] is True
+    assert parsed["run_name"]
+    (tmp_path / "printed.yaml").write_text(printed)
+    assert yaml.safe_load(print_config(str(tmp_path / "printed.yaml"))) == parsed
+
+
+def test_wandb_logger_runs_offline_without_a_key(workdir, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(workdir))  # no ~/.netrc
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    fit("wb", 1, "--config", str(REPO / "configs/logger/wandb.yaml"))
+    wandb.finish()  # flush the offline run file (the CLI process would do this at exit)
+    runs = list((workdir / "logs/wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    history = next(runs[0].glob("*.wandb")).read_bytes()
+    assert b"val/ndcg@10" in history and b"train/loss" in history
+    assert (workdir / "logs/wb/version_0/metrics.csv").exists()  # the CSV logger stays first

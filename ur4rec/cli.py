@@ -84,4 +84,4 @@ def main(args: list[str] | None = None) -> UR4RecCLI | int:
     argv = sys.argv[1:] if args is None else list(args)
     if argv and argv[0] in EXTRA_COMMANDS:
         return importlib.import_module(EXTRA_COMMANDS[argv[0]]).main(argv[1:])
-    return UR4RecCLI(args=argv)
+    return UR4RecCLI(args=args)

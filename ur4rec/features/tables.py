@@ -104,7 +104,7 @@ def build_feature_tables(
     texts = texts if texts is not None else build_texts(raw, splits, llm_dir)
     stats["texts_seconds"] = round(time.perf_counter() - t0, 3)
 
-    encoder = text_model if isinstance(text_model, TextEncoder) else TextEncoder(text_model, device, text_batch_size)
+    encoder = TextEncoder(text_model, device, text_batch_size) if isinstance(text_model, str) else text_model
     t0 = time.perf_counter()
     embedded = embed_texts(texts.item_texts[1:] + texts.user_texts, encoder, cache_dir=cache_dir)
     stats["text_embedding_seconds"] = round(time.perf_counter() - t0, 3)

@@ -1,0 +1,151 @@
+"""Small builders shared by the tests/test_features_*.py modules (no pytest fixtures here)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from ur4rec.data.preprocessing import prepare_splits
+from ur4rec.data.readers import RawDataset
+from ur4rec.features.text_embeddings import TextEncoder
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+class HashTextEncoder(TextEncoder):
+    """A deterministic stand-in for a sentence model: unit vectors seeded by each text's hash."""
+
+    def __init__(self, name: str = "test-hash-encoder", dim: int = 8):
+        super().__init__(name)
+        self._dim = dim
+        self.encoded: list[list[str]] = []  # the texts of every call
+
+    def load(self):
+        self._model = self
+        return self
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def encode(self, texts):
+        self.load()
+        self.calls += 1
+        self.encoded.append(list(texts))
+        return np.stack([hash_vector(t, self._dim) for t in texts]).astype(np.float32)
+
+
+def hash_vector(text: str, dim: int = 8) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    v = np.random.default_rng(seed).standard_normal(dim)
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def tiny_raw(root: Path | None = None, images: dict[int, Path] | None = None,
+             item_texts: dict[int, str] | None = None) -> RawDataset:
+    """Three users; the last two ratings of each user (valid, test) are items no one else rated, whose
+    titles and genres occur nowhere else (``HELDOUT...`` / ``ValidOnly...`` / ``TestOnly...``)."""
+    items = [
+        (1, "Alpha Movie (1990)", ("Comedy", "Drama")),
+        (2, "Beta Movie (1991)", ("Action",)),
+        (3, "Gamma Movie (1992)", ("Drama",)),
+        (4, "Delta Movie (1993)", ("Comedy",)),
+        (5, "Epsilon Movie (1994)", ("Horror", "Drama")),
+    ]
+    ratings = []
+    stamp = 1000
+    for user, history in ((1, [1, 2, 3]), (2, [2, 3, 4, 5]), (3, [5, 1, 4])):
+        for item in history:
+            ratings.append((user, item, 5.0, stamp))
+            stamp += 1
+        for kind in ("Valid", "Test"):
+            item = 100 + 10 * user + (0 if kind == "Valid" else 1)
+            items.append((item, f"HELDOUT{kind}Title{user} (2000)", (f"{kind}OnlyGenre{user}",)))
+            ratings.append((user, item, 5.0, stamp))
+            stamp += 1
+    frame = pd.DataFrame(ratings, columns=["user", "item", "rating", "timestamp"])
+    frame = frame.astype({"user": np.int64, "item": np.int64, "rating": np.float64, "timestamp": np.int64})
+    item_frame = pd.DataFrame(items, columns=["item", "title", "genres"]).astype({"item": np.int64})
+    return RawDataset("m-ml-100k", root or Path("."), frame, item_frame, None, item_texts or {}, images or {})
+
+
+def tiny_splits(raw: RawDataset):
+    return prepare_splits(raw.ratings, min_rating=0, min_user_interactions=3)
+
+
+def write_image(path: Path, kind: str, size=(40, 56), seed: int = 0, fmt: str | None = None) -> Path:
+    """Write a small test image: ``noise``, ``red``, ``blue``, ``stripes`` or ``gradient``."""
+    w, h = size
+    if kind == "noise":
+        array = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    elif kind in ("red", "blue"):
+        array = np.zeros((h, w, 3), np.uint8)
+        array[..., 0 if kind == "red" else 2] = 200
+    elif kind == "stripes":
+        array = np.zeros((h, w, 3), np.uint8)
+        array[:, ::4] = 255
+    elif kind == "gradient":
+        ramp = np.linspace(0, 255, w, dtype=np.uint8)
+        array = np.stack([np.tile(ramp, (h, 1))] * 3, axis=-1)
+    else:
+        raise ValueError(kind)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, format=fmt)
+    return path
+
+
+def save_tiny_clip(folder: Path) -> Path:
+    """A randomly initialised, tiny CLIP saved like a real one (model + image processor)."""
+    import torch
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
+
+    torch.manual_seed(0)
+    config = CLIPConfig(
+        text_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
+                         vocab_size=99, max_position_embeddings=16, bos_token_id=0, eos_token_id=1, pad_token_id=1),
+        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8),
+        projection_dim=16,
+    )
+    CLIPModel(config).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
+    return folder
+
+
+def write_mml_folder(root: Path, plots: dict[int, str] | None = None, posters: dict[int, str] | None = None) -> Path:
+    """Write :func:`tiny_raw`'s data as an on-disk M_ML-100K folder (ratings/movies/user .dat, text.xls,
+    image/). ``posters`` maps raw item id -> image kind for :func:`write_image`, or ``"text"`` for a
+    file of plain text bytes named like a JPEG."""
+    import xlwt
+
+    raw = tiny_raw()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "ratings.dat").write_text(
+        "".join(f"{u}::{i}::{int(r)}::{t}\n" for u, i, r, t in raw.ratings.itertuples(index=False)))
+    (root / "movies.dat").write_bytes("".join(
+        f"{i}::{title}::{'|'.join(genres)}\n" for i, title, genres in raw.items.itertuples(index=False)
+    ).encode("latin-1"))
+    (root / "user.dat").write_text("".join(f"{u}::M::25::1::00000\n" for u in sorted(set(raw.ratings["user"]))))
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("text")
+    sheet.write(0, 0, "movie-id")
+    sheet.write(0, 1, "review")
+    for row, (item, text) in enumerate(sorted((plots or {}).items()), start=1):
+        sheet.write(row, 0, item)
+        sheet.write(row, 1, text)
+    book.save(str(root / "text.xls"))
+    (root / "image").mkdir(exist_ok=True)
+    for item, kind in (posters or {}).items():
+        if kind == "text":
+            (root / "image" / f"{item}.jpg").write_bytes(b"not an image at all\n")
+        else:
+            write_image(root / "image" / f"{item}.jpg", kind, seed=item, fmt="JPEG")
+    return root

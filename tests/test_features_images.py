@@ -125,3 +125,15 @@ def test_unknown_encoder_and_unloadable_clip_fail_clearly(tmp_path):
     encoder = ClipImageEncoder(str(tmp_path / "no-such-model"))
     with pytest.raises(RuntimeError, match="cannot load CLIP"):
         encoder.load()
+
+
+def test_cache_notices_a_local_clip_folder_rewritten_in_place(tmp_path, posters):
+    from ur4rec.features.image_embeddings import image_cache_namespace
+
+    folder = save_tiny_clip(tmp_path / "clip")
+    before = image_cache_namespace(ClipImageEncoder(str(folder)))
+    assert before.startswith(f"image:clip:{folder.resolve()}@")
+    config = folder / "config.json"
+    config.write_text(config.read_text().replace('"projection_dim": 16', '"projection_dim": 16 '))
+    assert image_cache_namespace(ClipImageEncoder(str(folder))) != before
+    assert image_cache_namespace(DescriptorImageEncoder()) == "image:descriptor-v1"

@@ -102,3 +102,19 @@ def test_real_minilm_gives_normalised_384_dim_vectors_and_caches(tmp_path):
     again = TextEncoder()
     cached = embed_texts(texts, again, cache_dir=tmp_path)
     assert not again.loaded and np.array_equal(cached.vectors, result.vectors)
+
+
+def test_an_interrupted_run_keeps_the_chunks_already_embedded(tmp_path):
+    class FailsOnSecondCall(HashTextEncoder):
+        def encode(self, texts):
+            if self.calls == 1:
+                raise KeyboardInterrupt
+            return super().encode(texts)
+
+    texts = [f"text number {i}" for i in range(5)]
+    with pytest.raises(KeyboardInterrupt):
+        embed_texts(texts, FailsOnSecondCall(), cache_dir=tmp_path, chunk_size=2)
+    resumed = HashTextEncoder()
+    result = embed_texts(texts, resumed, cache_dir=tmp_path, chunk_size=2)
+    assert (result.computed, result.cached) == (3, 2) and resumed.encoded == [texts[2:4], texts[4:]]
+    assert np.allclose(result.vectors, np.stack([hash_vector(t) for t in texts]))

@@ -44,7 +44,7 @@ def time_full_ranking(model: UR4RecModule, datamodule: UR4RecDataModule, repeats
     for _ in range(repeats):
         start = time.perf_counter()
         for batch in loader:
-            full_ranking_ranks(model.score_items(batch["input"]), batch["target"], batch["history"])
+            full_ranking_ranks(model.score_batch(batch)[0], batch["target"], batch["history"])
         best = min(best, time.perf_counter() - start)
     return best
 

@@ -64,7 +64,10 @@ class UR4RecCLI(LightningCLI):
         parser.add_lightning_class_args(RNGStateCheckpoint, "rng_state")
         parser.link_arguments("data.max_seq_len", "model.max_seq_len")
         parser.link_arguments("model.loss", "data.train_negatives", compute_fn=negatives_for_loss)
+        parser.link_arguments("model.experts", "data.features", compute_fn=bool)
         parser.link_arguments("data.num_items", "model.num_items", apply_on="instantiate")
+        parser.link_arguments("data.text_dim", "model.text_dim", apply_on="instantiate")
+        parser.link_arguments("data.image_dim", "model.image_dim", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
         """Name every logger's run after ``run_name`` unless the config names it."""

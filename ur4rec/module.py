@@ -1,31 +1,58 @@
-"""UR4RecModule: the LightningModule that trains and evaluates the recommenders (manual optimization)."""
+"""UR4RecModule: the LightningModule that trains and evaluates SASRec, the retriever and their fusion.
+
+Manual optimization with one optimizer per module (SASRec; retriever + fusion). What trains and which
+optimizers step is policy, set from outside through three attributes (see ``ur4rec.callbacks``):
+
+* ``stage``: which losses make the objective (``pretrain_sasrec``, ``pretrain_retriever``,
+  ``joint_finetune``, ``end_to_end``);
+* ``stepping``: the optimizers that step on this batch (``("sasrec",)``, ``("retriever",)`` or both);
+* ``score_mode``: how validation/test/predict rank items (``sasrec``, ``retriever`` or ``fused``).
+
+Without experts the module is plain SASRec and these keep their defaults.
+"""
 
 from __future__ import annotations
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
 from ur4rec.metrics import full_ranking_ranks, ranking_metrics, sampled_ranks
+from ur4rec.models.fusion import ScoreFusion
 from ur4rec.models.losses import LOSSES, next_item_loss
+from ur4rec.models.retriever import MoERetriever, RetrieverOutput, load_balance_loss
 from ur4rec.models.sasrec import SASRec
+
+MODULES = ("sasrec", "retriever")
+SCORE_MODES = ("sasrec", "retriever", "fused")
 
 
 def _adam(params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=1e-3)
 
 
+def _adam_slow(params) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=1e-4)
+
+
 class UR4RecModule(L.LightningModule):
-    """Trains SASRec on next-item prediction and evaluates full-ranking and sampled metrics.
+    """SASRec, optionally with the mixture-of-experts retriever and score fusion.
 
     Args:
-        num_items: catalog size N (items are 1..N); linked from the DataModule.
+        num_items: catalog size N (items 1..N); linked from the DataModule.
         max_seq_len: input window length; linked from the DataModule.
         hidden_size, num_blocks, num_heads, dropout: SASRec architecture.
-        loss: ``ce`` (full softmax), ``bce`` or ``bpr`` (sampled negatives from the DataModule).
-        sasrec_optimizer: builds the SASRec optimizer from its parameters.
-        gradient_clip_val: max gradient norm (None disables clipping).
+        loss: SASRec loss, ``ce`` (full softmax), ``bce`` or ``bpr`` (sampled negatives).
+        experts: retriever experts among ``preference``, ``description``, ``image``; empty = SASRec only.
+        text_dim, image_dim: feature sizes; linked from the DataModule.
+        retriever_hidden_size, retriever_dropout: retriever width and dropout.
+        fusion_weight, learned_fusion: SASRec share of the fused score, fixed or learned from it.
+        fused_loss_weight, sasrec_loss_weight, retriever_loss_weight, balance_loss_weight: loss mix in
+            the joint stages (the pretraining stages use their own module's loss).
+        sasrec_optimizer, retriever_optimizer: build each module's optimizer from its parameters.
+        gradient_clip_val: max gradient norm per optimizer (None disables clipping).
         eval_ks: cut-offs for Hit@K and NDCG@K.
     """
 
@@ -38,53 +65,171 @@ class UR4RecModule(L.LightningModule):
         num_heads: int = 2,
         dropout: float = 0.2,
         loss: str = "ce",
+        experts: tuple[str, ...] = (),
+        text_dim: int = 0,
+        image_dim: int = 0,
+        retriever_hidden_size: int = 64,
+        retriever_dropout: float = 0.1,
+        fusion_weight: float = 0.4,
+        learned_fusion: bool = False,
+        fused_loss_weight: float = 1.0,
+        sasrec_loss_weight: float = 0.5,
+        retriever_loss_weight: float = 0.5,
+        balance_loss_weight: float = 0.01,
         sasrec_optimizer: OptimizerCallable = _adam,
+        retriever_optimizer: OptimizerCallable = _adam_slow,
         gradient_clip_val: float | None = 1.0,
         eval_ks: tuple[int, ...] = (5, 10, 20),
     ):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"model.loss must be one of {LOSSES}, got {loss!r}")
-        self.save_hyperparameters(ignore=["sasrec_optimizer"])
+        experts = tuple(experts)
+        self.save_hyperparameters(ignore=["sasrec_optimizer", "retriever_optimizer"])
         self.automatic_optimization = False
-        self.sasrec_optimizer = sasrec_optimizer
+        self.sasrec_optimizer, self.retriever_optimizer = sasrec_optimizer, retriever_optimizer
         self.sasrec = SASRec(num_items, hidden_size, num_blocks, num_heads, dropout, max_seq_len)
+        self.retriever: MoERetriever | None = None
+        self.fusion: ScoreFusion | None = None
+        if experts:
+            if text_dim <= 0 or ("image" in experts and image_dim <= 0):
+                raise ValueError("the retriever needs feature dimensions: enable data.features (linked automatically "
+                                 f"by the CLI); got text_dim={text_dim}, image_dim={image_dim}")
+            self.retriever = MoERetriever(num_items, hidden_size, text_dim, max(image_dim, 1), retriever_hidden_size,
+                                          experts, retriever_dropout)
+            self.fusion = ScoreFusion(fusion_weight, learned_fusion)
+            # Item feature tables, filled from the DataModule in setup(); derived data, not checkpointed.
+            self.register_buffer("item_text", torch.zeros(num_items + 1, text_dim), persistent=False)
+            self.register_buffer("item_image", torch.zeros(num_items + 1, max(image_dim, 1)), persistent=False)
+            self.register_buffer("image_mask", torch.zeros(num_items + 1, dtype=torch.bool), persistent=False)
+        self.stage = "pretrain_sasrec"
+        self.stepping: tuple[str, ...] = ("sasrec",)
+        self.score_mode = "sasrec"
+        self.last_loss: torch.Tensor | None = None
         self.val_metrics = nn.ModuleDict({**ranking_metrics(eval_ks), **ranking_metrics(eval_ks, "_sampled")})
         self.test_metrics = nn.ModuleDict({**ranking_metrics(eval_ks), **ranking_metrics(eval_ks, "_sampled")})
 
+    # ------------------------------------------------------------------------------------------ setup
+
+    @property
+    def module_names(self) -> tuple[str, ...]:
+        return MODULES if self.retriever is not None else MODULES[:1]
+
+    def module_parameters(self, name: str) -> list[nn.Parameter]:
+        if name == "sasrec":
+            return list(self.sasrec.parameters())
+        return list(self.retriever.parameters()) + list(self.fusion.parameters())
+
     def configure_optimizers(self):
-        return [self.sasrec_optimizer(self.sasrec.parameters())]
+        """One optimizer per module, always in the order of ``module_names`` (restored by position)."""
+        groups = {name: self.module_parameters(name) for name in self.module_names}
+        ids = [{id(p) for p in params} for params in groups.values()]
+        assert not (len(ids) == 2 and ids[0] & ids[1]), "SASRec and retriever parameter sets overlap"
+        assert sum(map(len, ids)) == len(list(self.parameters())), "a parameter belongs to no optimizer"
+        factories = {"sasrec": self.sasrec_optimizer, "retriever": self.retriever_optimizer}
+        return [factories[name](params) for name, params in groups.items()]
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if self.retriever is not None and datamodule is not None:
+            self.load_item_features(datamodule.features)
+
+    def load_item_features(self, tables) -> None:
+        """Copy the DataModule's item tables (text, image, mask) into the module's buffers."""
+        self.item_text.copy_(tables.item_text)
+        self.item_image.copy_(tables.item_image.reshape(self.item_image.shape))
+        self.image_mask.copy_(tables.image_mask)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["ur4rec_state"] = {"stage": self.stage, "stepping": list(self.stepping), "score_mode": self.score_mode}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint.get("ur4rec_state")
+        if state:
+            self.stage, self.stepping, self.score_mode = state["stage"], tuple(state["stepping"]), state["score_mode"]
 
     # ------------------------------------------------------------------------------------------ scoring
 
-    def score_items(self, input_items: torch.Tensor) -> torch.Tensor:
-        """Scores of every item for each user's visible window: (B, L) -> (B, N + 1); column 0 = padding."""
-        return self.sasrec.score_all(self.sasrec.user_state(input_items))
+    def retrieve(self, states: torch.Tensor, user_text: torch.Tensor) -> RetrieverOutput:
+        """Retriever scores for user states (B, D) and preference vectors (B, Dt)."""
+        return self.retriever(states, user_text, self.item_text, self.item_image, self.image_mask)
+
+    def score_batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, RetrieverOutput | None]:
+        """Scores of every item for each user's visible window: (B, N + 1) per ``score_mode``; column 0 = padding."""
+        states = self.sasrec.user_state(batch["input"])  # (B, D)
+        sasrec_scores = self.sasrec.score_all(states)  # (B, N + 1)
+        if self.retriever is None or self.score_mode == "sasrec":
+            return sasrec_scores, None
+        out = self.retrieve(states, batch["user_text"])
+        if self.score_mode == "retriever":
+            return out.scores, out
+        return self.fusion(sasrec_scores, out.scores), out
 
     # ------------------------------------------------------------------------------------------ training
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        optimizer = self.optimizers()
+    def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The losses of the current stage; ``total`` is what the stepping optimizers minimize."""
+        hp = self.hparams
         hidden = self.sasrec(batch["input"])  # (B, L, D)
-        loss = next_item_loss(hidden, batch["target"], self.sasrec.item_embedding.weight, self.hparams.loss,
-                              batch.get("negative"))
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if self.hparams.gradient_clip_val:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val, gradient_clip_algorithm="norm")
-        optimizer.step()
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input"].shape[0])
-        return loss
+        target = batch["target"]  # (B, L)
+        losses: dict[str, torch.Tensor] = {}
+        if self.stage != "pretrain_retriever":
+            losses["sasrec"] = next_item_loss(hidden, target, self.sasrec.item_embedding.weight, hp.loss,
+                                              batch.get("negative"))
+        if self.retriever is None or self.stage == "pretrain_sasrec":
+            losses["total"] = losses["sasrec"]
+            return losses
+        real = target > 0  # (B, L)
+        states = hidden[real]  # (P, D): every real position predicts its next item
+        if self.stage == "pretrain_retriever":
+            states = states.detach()
+        user_text = batch["user_text"][:, None, :].expand(-1, target.shape[1], -1)[real]  # (P, Dt)
+        out = self.retrieve(states, user_text)
+        positives = target[real]  # (P,)
+        losses["retriever"] = F.cross_entropy(out.scores, positives)
+        losses["balance"] = load_balance_loss(out.weights)
+        if self.stage == "pretrain_retriever":
+            losses["total"] = losses["retriever"] + hp.balance_loss_weight * losses["balance"]
+            return losses
+        fused = self.fusion(self.sasrec.score_all(states), out.scores)  # (P, N + 1)
+        losses["fused"] = F.cross_entropy(fused, positives)
+        losses["total"] = (hp.fused_loss_weight * losses["fused"] + hp.sasrec_loss_weight * losses["sasrec"]
+                           + hp.retriever_loss_weight * losses["retriever"] + hp.balance_loss_weight * losses["balance"])
+        return losses
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        optimizers = self.optimizers()
+        optimizers = dict(zip(self.module_names, optimizers if isinstance(optimizers, list) else [optimizers]))
+        losses = self.compute_losses(batch)
+        for optimizer in optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(losses["total"])
+        for name in self.stepping:
+            if self.hparams.gradient_clip_val:
+                self.clip_gradients(optimizers[name], gradient_clip_val=self.hparams.gradient_clip_val,
+                                    gradient_clip_algorithm="norm")
+            optimizers[name].step()
+        self.last_loss = losses["total"].detach()
+        batch_size = batch["input"].shape[0]
+        self.log("train/loss", losses["total"], prog_bar=True, batch_size=batch_size)
+        self.log_dict({f"train/loss_{k}": v for k, v in losses.items() if k != "total"}, batch_size=batch_size)
+        if self.fusion is not None:
+            self.log("train/fusion_weight", self.fusion.sasrec_weight, batch_size=batch_size)
+        return losses["total"]
 
     # ------------------------------------------------------------------------------------------ evaluation
 
     def _evaluate(self, batch: dict[str, torch.Tensor], split: str, metrics: nn.ModuleDict) -> None:
-        scores = self.score_items(batch["input"])  # (B, N + 1)
+        scores, out = self.score_batch(batch)  # (B, N + 1)
         full = full_ranking_ranks(scores, batch["target"], batch["history"])  # (B,)
         sampled = sampled_ranks(scores, batch["candidates"])  # (B,)
+        batch_size = scores.shape[0]
         for name, metric in metrics.items():
             metric.update(sampled if name.endswith("_sampled") else full)
-            self.log(f"{split}/{name}", metric, batch_size=scores.shape[0])
+            self.log(f"{split}/{name}", metric, batch_size=batch_size)
+        if out is not None:
+            for e, expert in enumerate(self.retriever.experts):
+                self.log(f"{split}/router_{expert}", out.weights[:, e].mean(), batch_size=batch_size)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_metrics)

@@ -13,6 +13,8 @@ from ur4rec.data.datasets import EvalDataset, TrainSequenceDataset, collate_eval
 from ur4rec.data.download import ML100K_MD5, ML100K_URL, ensure_dataset
 from ur4rec.data.preprocessing import SequenceSplits, prepare_splits
 from ur4rec.data.readers import RawDataset, read_dataset
+from ur4rec.features.tables import FeatureTables, build_feature_tables
+from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -47,6 +49,11 @@ class UR4RecDataModule(L.LightningDataModule):
         num_sampled_negatives: negatives per user for the sampled evaluation protocol.
         seed: shuffling seed (per epoch) and sampled-negative seed.
         num_workers: dataloader worker processes.
+        features: build the text and image feature tables (needed by the retriever; linked by the CLI).
+        llm_dir: folder with ``user_preferences.json`` / ``item_descriptions.json`` from ``cli.py generate``.
+        text_model: sentence-transformers model (hub name or folder) for user and item texts.
+        image_encoder: ``descriptor`` (no weights needed) or ``clip`` (with ``image_model``, a hub name or folder).
+        feature_cache_dir: embedding cache; rebuilding after a text change re-embeds only that text.
     """
 
     def __init__(
@@ -63,6 +70,12 @@ class UR4RecDataModule(L.LightningDataModule):
         num_workers: int = 0,
         download_url: str = ML100K_URL,
         download_md5: str | None = ML100K_MD5,
+        features: bool = False,
+        llm_dir: str | None = None,
+        text_model: str = DEFAULT_TEXT_MODEL,
+        image_encoder: str = "descriptor",
+        image_model: str | None = None,
+        feature_cache_dir: str = ".cache/features",
     ):
         super().__init__()
         if min_user_interactions < 3:
@@ -71,11 +84,15 @@ class UR4RecDataModule(L.LightningDataModule):
         self.raw: RawDataset | None = None
         self.splits: SequenceSplits | None = None
         self.sampled_negatives: torch.Tensor | None = None
+        self._features: FeatureTables | None = None
 
     # ------------------------------------------------------------------------------------------ loading
 
     def prepare_data(self) -> None:
+        """Download if needed and fill the embedding cache (once per machine, not per DDP rank)."""
         ensure_dataset(self.hparams.data_dir, self.hparams.download_url, self.hparams.download_md5)
+        if self.hparams.features:
+            self.build_features()
 
     def load(self) -> SequenceSplits:
         """Read and split the data once (idempotent); also used before the model is built."""
@@ -101,14 +118,36 @@ class UR4RecDataModule(L.LightningDataModule):
         return self.load().num_users
 
     @property
-    def data_path(self) -> Path:
-        return Path(self.hparams.data_dir)
+    def features(self) -> FeatureTables:
+        return self.build_features()
+
+    def build_features(self) -> FeatureTables:
+        """Text and image tables aligned with the remapped ids (built once, embeddings cached on disk)."""
+        if not self.hparams.features:
+            raise RuntimeError("features are disabled: set data.features=true (the CLI links it to model.experts)")
+        if self._features is None:
+            splits, hp = self.load(), self.hparams
+            self._features = build_feature_tables(
+                self.raw, splits, llm_dir=hp.llm_dir, text_model=hp.text_model, image_encoder=hp.image_encoder,
+                image_model=hp.image_model, cache_dir=hp.feature_cache_dir)
+        return self._features
+
+    @property
+    def text_dim(self) -> int:
+        return self.features.text_dim if self.hparams.features else 0
+
+    @property
+    def image_dim(self) -> int:
+        return self.features.image_dim if self.hparams.features else 0
+
+    def _user_text(self) -> torch.Tensor | None:
+        return self.features.user_text if self.hparams.features else None
 
     # ------------------------------------------------------------------------------------------ loaders
 
     def train_dataloader(self) -> DataLoader:
         s, hp = self.load(), self.hparams
-        dataset = TrainSequenceDataset(s.train, s.num_items, hp.max_seq_len, hp.train_negatives)
+        dataset = TrainSequenceDataset(s.train, s.num_items, hp.max_seq_len, hp.train_negatives, self._user_text())
         # The loader's own generator keeps iterator creation from drawing on the global RNG, which is
         # checkpointed for dropout and negatives (see RNGStateCheckpoint).
         return DataLoader(dataset, batch_size=hp.batch_size, sampler=EpochShuffleSampler(len(dataset), hp.seed),
@@ -125,6 +164,6 @@ class UR4RecDataModule(L.LightningDataModule):
 
     def _eval_loader(self, histories: list[np.ndarray], targets: np.ndarray) -> DataLoader:
         hp = self.hparams
-        dataset = EvalDataset(histories, targets, self.sampled_negatives, hp.max_seq_len)
+        dataset = EvalDataset(histories, targets, self.sampled_negatives, hp.max_seq_len, self._user_text())
         return DataLoader(dataset, batch_size=hp.eval_batch_size, shuffle=False, collate_fn=collate_eval,
                           num_workers=hp.num_workers, generator=torch.Generator().manual_seed(hp.seed))

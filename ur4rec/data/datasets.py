@@ -41,8 +41,10 @@ class TrainSequenceDataset(Dataset):
     trained on (for BCE/BPR losses); they are redrawn on every access.
     """
 
-    def __init__(self, train: list[np.ndarray], num_items: int, max_seq_len: int, num_negatives: int = 0):
+    def __init__(self, train: list[np.ndarray], num_items: int, max_seq_len: int, num_negatives: int = 0,
+                 user_text: torch.Tensor | None = None):
         self.train = train
+        self.user_text = user_text  # (U, Dt) preference-text vectors, or None without features
         self.num_items = num_items
         self.num_negatives = num_negatives
         self.inputs = torch.stack([left_pad(s[:-1], max_seq_len) for s in train])  # (U, L)
@@ -54,6 +56,8 @@ class TrainSequenceDataset(Dataset):
 
     def __getitem__(self, user: int) -> dict[str, torch.Tensor]:
         sample = {"user": torch.tensor(user), "input": self.inputs[user], "target": self.targets[user]}
+        if self.user_text is not None:
+            sample["user_text"] = self.user_text[user]
         if self.num_negatives:
             shape = (self.inputs.shape[1], self.num_negatives)
             sample["negative"] = sample_negatives(self.positives[user], self.num_items, shape)  # (L, K)
@@ -68,7 +72,9 @@ class EvalDataset(Dataset):
     fixed sampled negatives.
     """
 
-    def __init__(self, histories: list[np.ndarray], targets: np.ndarray, negatives: torch.Tensor, max_seq_len: int):
+    def __init__(self, histories: list[np.ndarray], targets: np.ndarray, negatives: torch.Tensor, max_seq_len: int,
+                 user_text: torch.Tensor | None = None):
+        self.user_text = user_text  # (U, Dt) or None
         self.histories = [torch.as_tensor(h, dtype=torch.long) for h in histories]
         self.inputs = torch.stack([left_pad(h, max_seq_len) for h in histories])  # (U, L)
         self.targets = torch.as_tensor(targets, dtype=torch.long)  # (U,)
@@ -78,18 +84,21 @@ class EvalDataset(Dataset):
         return len(self.histories)
 
     def __getitem__(self, user: int) -> dict[str, torch.Tensor]:
-        return {
+        sample = {
             "user": torch.tensor(user),
             "input": self.inputs[user],
             "target": self.targets[user],
             "candidates": self.candidates[user],
             "history": self.histories[user],
         }
+        if self.user_text is not None:
+            sample["user_text"] = self.user_text[user]
+        return sample
 
 
 def collate_eval(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Stack fixed-size fields; right-pad ``history`` with 0 to the longest in the batch: (B, H)."""
-    batch = {key: torch.stack([s[key] for s in samples]) for key in ("user", "input", "target", "candidates")}
+    batch = {key: torch.stack([s[key] for s in samples]) for key in samples[0] if key != "history"}
     batch["history"] = torch.nn.utils.rnn.pad_sequence([s["history"] for s in samples], batch_first=True)
     return batch
 

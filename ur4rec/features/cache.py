@@ -4,7 +4,8 @@ Layout: ``<cache_dir>/<slug of namespace>-<8 hex of its sha1>/embeddings.sqlite`
 ``vectors(key, dim, data)``. The namespace names the encoder (``text:sentence-transformers/all-MiniLM-L6-v2``,
 ``image:descriptor-v1``, ``image:clip:/path/to/model``); the key is the SHA-256 of the content embedded
 (the text's UTF-8 bytes, the image file's bytes). Changing one text therefore re-embeds only that row,
-and switching models never mixes vectors. Every write is one SQLite transaction, so an interrupted run
+and switching models never mixes vectors. A model given as a local folder also carries a fingerprint
+of the folder (file names, sizes, configs) in its namespace, so retraining it in place is noticed. Every write is one SQLite transaction, so an interrupted run
 leaves the cache as it was before that write (SQLite's journal makes it atomic); concurrent readers
 and writers are serialised by SQLite's locking.
 """
@@ -30,6 +31,19 @@ def content_key(data: str | bytes) -> str:
     if isinstance(data, str):
         data = data.encode("utf-8")
     return hashlib.sha256(data).hexdigest()
+
+
+def folder_fingerprint(folder: str | Path) -> str:
+    """12 hex digits that change when a local model folder changes: every file's name and size, plus
+    the bytes of its small text files (configs). Cheap: weights are not read."""
+    folder = Path(folder)
+    digest = hashlib.sha1()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(folder).as_posix()}:{size};".encode())
+        if path.suffix in (".json", ".txt") and size < 1_000_000:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def namespace_dirname(namespace: str) -> str:

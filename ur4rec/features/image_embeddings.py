@@ -28,7 +28,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 from PIL import Image
 
-from ur4rec.features.cache import EmbeddingCache, NullCache, content_key, open_cache
+from ur4rec.features.cache import EmbeddingCache, NullCache, content_key, folder_fingerprint, open_cache
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 DESCRIPTOR_NAME = "descriptor-v1"
@@ -134,6 +134,10 @@ def _hellinger(hist: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------- CLIP
 
 
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+
+
 def clip_model_identity(model: str) -> str:
     path = Path(model).expanduser()
     return str(path.resolve()) if path.exists() else model
@@ -157,8 +161,7 @@ class ClipImageEncoder:
         self.calls = 0
 
     def _load_error(self, what: str, err: Exception) -> RuntimeError:
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
-        hint = " (offline: pass a local folder saved with save_pretrained)" if offline else ""
+        hint = " (offline: pass a local folder saved with save_pretrained)" if _offline() else ""
         return RuntimeError(f"cannot load CLIP {what} from {self.source!r}: {err}{hint}")
 
     def load(self):
@@ -166,10 +169,17 @@ class ClipImageEncoder:
             from transformers import AutoImageProcessor, CLIPModel
 
             try:
-                self._processor = AutoImageProcessor.from_pretrained(self.source)
-                self._model = CLIPModel.from_pretrained(self.source).to(self.device).eval()
+                try:  # a local folder, or a hub name already in the local cache: no network at all
+                    processor = AutoImageProcessor.from_pretrained(self.source, local_files_only=True)
+                    model = CLIPModel.from_pretrained(self.source, local_files_only=True)
+                except Exception:
+                    if Path(self.source).exists() or _offline():
+                        raise
+                    processor = AutoImageProcessor.from_pretrained(self.source)
+                    model = CLIPModel.from_pretrained(self.source)
             except Exception as err:
                 raise self._load_error("model", err) from err
+            self._processor, self._model = processor, model.to(self.device).eval()
         return self._model, self._processor
 
     @property
@@ -179,7 +189,13 @@ class ClipImageEncoder:
         from transformers import AutoConfig
 
         try:  # the config alone: no weights needed to know the size
-            return int(AutoConfig.from_pretrained(self.source).projection_dim)
+            try:
+                config = AutoConfig.from_pretrained(self.source, local_files_only=True)
+            except Exception:
+                if Path(self.source).exists() or _offline():
+                    raise
+                config = AutoConfig.from_pretrained(self.source)
+            return int(config.projection_dim)
         except Exception as err:
             raise self._load_error("config", err) from err
 
@@ -224,6 +240,10 @@ def make_image_encoder(
 
 
 def image_cache_namespace(encoder: ImageEncoder) -> str:
+    """``image:<encoder name>``; a CLIP given as a local folder adds the folder's fingerprint."""
+    source = getattr(encoder, "source", None)
+    if source is not None and Path(source).is_dir():
+        return f"image:{encoder.name}@{folder_fingerprint(source)}"
     return f"image:{encoder.name}"
 
 

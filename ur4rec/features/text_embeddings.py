@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ur4rec.features.cache import EmbeddingCache, NullCache, cached_compute, content_key, open_cache
+from ur4rec.features.cache import EmbeddingCache, NullCache, cached_compute, content_key, folder_fingerprint, open_cache
 
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_TEXT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -60,7 +60,12 @@ class TextEncoder:
 
             source = resolve_text_model(self.model_name)
             try:
-                self._model = SentenceTransformer(source, device=self.device)
+                try:  # a local folder, or a hub name already in the local cache: no network at all
+                    self._model = SentenceTransformer(source, device=self.device, local_files_only=True)
+                except Exception:
+                    if Path(source).exists() or os.environ.get("HF_HUB_OFFLINE") == "1":
+                        raise
+                    self._model = SentenceTransformer(source, device=self.device)
             except Exception as err:
                 offline = os.environ.get("HF_HUB_OFFLINE") == "1"
                 raise RuntimeError(
@@ -100,6 +105,10 @@ class TextEmbeddings:
 
 
 def text_cache_namespace(encoder: TextEncoder) -> str:
+    """``text:<identity>``; a local folder other than the packaged default adds its fingerprint."""
+    path = Path(encoder.name)
+    if encoder.name != DEFAULT_TEXT_MODEL and path.is_dir():
+        return f"text:{encoder.name}@{folder_fingerprint(path)}"
     return f"text:{encoder.name}"
 
 
@@ -108,10 +117,13 @@ def embed_texts(
     encoder: TextEncoder | str = DEFAULT_TEXT_MODEL,
     cache: EmbeddingCache | NullCache | None = None,
     cache_dir: str | Path | None = None,
+    chunk_size: int = 512,
 ) -> TextEmbeddings:
     """Embed ``texts`` (empty strings give zero rows), reading and filling the cache.
 
     Pass either an open ``cache`` or a ``cache_dir`` (the namespace is then ``text:<model identity>``).
+    Distinct texts are processed ``chunk_size`` at a time and each chunk is written to the cache in
+    one transaction, so an interrupted run keeps the chunks already embedded.
     """
     if isinstance(encoder, str):
         encoder = TextEncoder(encoder)
@@ -119,10 +131,21 @@ def embed_texts(
         cache = open_cache(cache_dir, text_cache_namespace(encoder))
     keys = [content_key(t) if t else None for t in texts]
     by_key = {k: t for k, t in zip(keys, texts) if k is not None}
-    found, stats = cached_compute(list(by_key), lambda missing: encoder.encode([by_key[k] for k in missing]), cache)
-    dim = next(iter(found.values())).shape[0] if found else encoder.dim
+    unique = list(by_key)
+    found: dict[str, np.ndarray] = {}
+    computed = cached = 0
+    for start in range(0, len(unique), chunk_size):  # each chunk is cached as soon as it is done
+        chunk, stats = cached_compute(
+            unique[start:start + chunk_size], lambda missing: encoder.encode([by_key[k] for k in missing]), cache
+        )
+        found.update(chunk)
+        computed, cached = computed + stats.computed, cached + stats.cached
+    dims = {v.shape[0] for v in found.values()}
+    if len(dims) > 1:
+        raise ValueError(f"text vectors of different sizes {sorted(dims)} for model {encoder.name!r}")
+    dim = dims.pop() if dims else encoder.dim
     vectors = np.zeros((len(texts), dim), dtype=np.float32)
     for row, key in enumerate(keys):
         if key is not None:
             vectors[row] = found[key]
-    return TextEmbeddings(vectors, encoder.name, stats.computed, stats.cached)
+    return TextEmbeddings(vectors, encoder.name, computed, cached)

@@ -1,0 +1,112 @@
+"""Adaptive alternating: during joint finetuning, choose which module's optimizer steps."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import lightning as L
+
+MODULES = ("sasrec", "retriever")
+MODES = ("adaptive", "fixed", "both")
+
+
+def relative_change(window: list[float]) -> float:
+    """|first - last| / |first| over a loss window (inf when the first loss is 0)."""
+    first, last = window[0], window[-1]
+    return abs(first - last) / abs(first) if first else float("inf")
+
+
+class AdaptiveAlternating(L.Callback):
+    """Steps one module at a time in the ``joint_finetune`` stage and switches when its loss stalls.
+
+    ``adaptive``: after at least ``min_steps`` consecutive steps on the active module, switch when the
+    relative change of its loss over the last ``window`` steps falls below ``switch_threshold``.
+    ``fixed``: switch after every step. ``both``: both optimizers step every time (no alternation).
+
+    The loss is the module's training loss reduced over all ranks, so every rank takes the same
+    decision. Statistics (active module, switch count, steps per module, switch log) are logged,
+    exposed through :meth:`statistics` and restored on resume.
+    """
+
+    def __init__(self, mode: str = "adaptive", min_steps: int = 5, switch_threshold: float = 0.01,
+                 window: int = 5, start_with: str = "sasrec", stage: str = "joint_finetune"):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if start_with not in MODULES:
+            raise ValueError(f"start_with must be one of {MODULES}, got {start_with!r}")
+        if window < 2 or min_steps < 1:
+            raise ValueError("window must be >= 2 and min_steps >= 1")
+        self.mode, self.min_steps, self.switch_threshold, self.window = mode, min_steps, switch_threshold, window
+        self.stage = stage
+        self.active = start_with
+        self.steps_on_active = 0
+        self.switches = 0
+        self.steps = {m: 0 for m in MODULES}
+        self.history = {m: deque(maxlen=window) for m in MODULES}
+        self.switch_log: list[dict] = []  # {"step": global step, "from": module, "to": module}
+
+    # --------------------------------------------------------------------------------- decision rule
+
+    def record(self, loss: float, global_step: int = 0) -> None:
+        """Account one step of the active module(s) with its loss; switch if the rule says so."""
+        stepped = MODULES if self.mode == "both" else (self.active,)
+        for module in stepped:
+            self.steps[module] += 1
+            self.history[module].append(loss)
+        if self.mode == "both":
+            return
+        self.steps_on_active += 1
+        if self.mode == "fixed":
+            self._switch(global_step)
+            return
+        window = list(self.history[self.active])
+        if self.steps_on_active >= self.min_steps and len(window) >= self.window \
+                and relative_change(window) < self.switch_threshold:
+            self._switch(global_step)
+
+    def _switch(self, global_step: int) -> None:
+        new = MODULES[1 - MODULES.index(self.active)]
+        self.switch_log.append({"step": global_step, "from": self.active, "to": new})
+        self.active, self.steps_on_active = new, 0
+        self.switches += 1
+        self.history[new].clear()  # its old losses predate the other module's updates
+
+    def stepping(self) -> tuple[str, ...]:
+        return MODULES if self.mode == "both" else (self.active,)
+
+    def statistics(self) -> dict:
+        return {"active": self.active, "switches": self.switches, "steps": dict(self.steps),
+                "switch_log": list(self.switch_log)}
+
+    # --------------------------------------------------------------------------------- Lightning hooks
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if pl_module.stage == self.stage:
+            pl_module.stepping = self.stepping()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.stage != self.stage or pl_module.last_loss is None:
+            return
+        loss = float(trainer.strategy.reduce(pl_module.last_loss.detach(), reduce_op="mean"))
+        self.record(loss, trainer.global_step)
+        pl_module.log_dict({
+            "alternating/active_is_sasrec": float(self.active == "sasrec"),
+            "alternating/switches": float(self.switches),
+            "alternating/steps_sasrec": float(self.steps["sasrec"]),
+            "alternating/steps_retriever": float(self.steps["retriever"]),
+        }, on_step=True, on_epoch=False)
+
+    # --------------------------------------------------------------------------------- checkpoint state
+
+    def state_dict(self) -> dict:
+        return {"active": self.active, "steps_on_active": self.steps_on_active, "switches": self.switches,
+                "steps": dict(self.steps), "history": {m: list(h) for m, h in self.history.items()},
+                "switch_log": list(self.switch_log)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.active = state_dict["active"]
+        self.steps_on_active = state_dict["steps_on_active"]
+        self.switches = state_dict["switches"]
+        self.steps = dict(state_dict["steps"])
+        self.history = {m: deque(state_dict["history"][m], maxlen=self.window) for m in MODULES}
+        self.switch_log = list(state_dict["switch_log"])

@@ -1,0 +1,117 @@
+"""The four UR4Rec training stages as a callback: which loss trains, which optimizer steps, how to score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+
+STAGES = ("pretrain_sasrec", "pretrain_retriever", "joint_finetune", "end_to_end")
+# stage -> (optimizers that step by default, scores used for validation)
+STAGE_POLICY = {
+    "pretrain_sasrec": (("sasrec",), "sasrec"),
+    "pretrain_retriever": (("retriever",), "fused"),
+    "joint_finetune": (("sasrec",), "fused"),  # AdaptiveAlternating chooses per step
+    "end_to_end": (("sasrec", "retriever"), "fused"),
+}
+
+
+class TrainingStages(L.Callback):
+    """Runs ``pretrain_sasrec -> pretrain_retriever -> joint_finetune -> end_to_end`` by epochs.
+
+    Args:
+        epochs: epochs per stage (a stage with 0 epochs is skipped).
+        plateau_patience: if set, a stage also ends early after this many validation epochs without
+            a new best ``monitor`` within the stage.
+        monitor: the validation metric used for plateaus and per-stage best checkpoints.
+        save_dir: where ``best-<stage>.ckpt`` is written (defaults to the ModelCheckpoint folder).
+
+    The module's ``stage``, ``stepping`` and ``score_mode`` attributes are set at each epoch start;
+    ``requires_grad`` is never touched (DDP-safe). Stage, start step/epoch, the transition log and
+    per-stage bests live in the checkpoint. Training stops when the last stage ends.
+    """
+
+    def __init__(self, pretrain_sasrec: int = 20, pretrain_retriever: int = 10, joint_finetune: int = 10,
+                 end_to_end: int = 5, plateau_patience: int | None = None, monitor: str = "val/ndcg@10",
+                 save_dir: str | None = None):
+        self.epochs = {"pretrain_sasrec": pretrain_sasrec, "pretrain_retriever": pretrain_retriever,
+                       "joint_finetune": joint_finetune, "end_to_end": end_to_end}
+        if any(v < 0 for v in self.epochs.values()) or not any(self.epochs.values()):
+            raise ValueError(f"stage epochs must be >= 0 and not all 0, got {self.epochs}")
+        self.plateau_patience, self.monitor, self.save_dir = plateau_patience, monitor, save_dir
+        self.stage_index = self._next_stage(-1)
+        self.stage_start_epoch, self.stage_start_step = 0, 0
+        self.transitions: list[dict] = []
+        self.best: dict[str, float] = {}
+        self.epochs_without_improvement = 0
+
+    @property
+    def stage(self) -> str | None:
+        return STAGES[self.stage_index] if self.stage_index < len(STAGES) else None
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(self.epochs.values())
+
+    def _next_stage(self, index: int) -> int:
+        index += 1
+        while index < len(STAGES) and self.epochs[STAGES[index]] == 0:
+            index += 1
+        return index
+
+    def _apply(self, pl_module) -> None:
+        pl_module.stage = self.stage
+        pl_module.stepping, pl_module.score_mode = STAGE_POLICY[self.stage]
+
+    # --------------------------------------------------------------------------------- hooks
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        if trainer.max_epochs is None or trainer.max_epochs < 0 or trainer.max_epochs > self.total_epochs:
+            trainer.fit_loop.max_epochs = self.total_epochs
+        if not self.transitions:
+            self.transitions.append({"stage": self.stage, "epoch": 0, "step": 0})
+        if self.stage is not None:
+            self._apply(pl_module)
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if self.stage is not None and trainer.current_epoch - self.stage_start_epoch >= self.epochs[self.stage]:
+            self._advance(trainer)
+        if self.stage is None:
+            trainer.should_stop = True
+            return
+        self._apply(pl_module)
+
+    def _advance(self, trainer) -> None:
+        self.stage_index = self._next_stage(self.stage_index)
+        self.stage_start_epoch, self.stage_start_step = trainer.current_epoch, trainer.global_step
+        self.epochs_without_improvement = 0
+        if self.stage is not None:
+            self.transitions.append({"stage": self.stage, "epoch": trainer.current_epoch, "step": trainer.global_step})
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking or self.stage is None or self.monitor not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.monitor])
+        if value > self.best.get(self.stage, float("-inf")):
+            self.best[self.stage] = value
+            self.epochs_without_improvement = 0
+            directory = self.save_dir or (trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None)
+            if directory:
+                trainer.save_checkpoint(str(Path(directory) / f"best-{self.stage}.ckpt"))
+        else:
+            self.epochs_without_improvement += 1
+        if self.plateau_patience is not None and self.epochs_without_improvement >= self.plateau_patience:
+            # end the stage at this epoch: the next epoch start advances
+            self.epochs[self.stage] = trainer.current_epoch + 1 - self.stage_start_epoch
+
+    # --------------------------------------------------------------------------------- checkpoint state
+
+    def state_dict(self) -> dict:
+        return {"stage_index": self.stage_index, "stage_start_epoch": self.stage_start_epoch,
+                "stage_start_step": self.stage_start_step, "transitions": list(self.transitions),
+                "best": dict(self.best), "epochs_without_improvement": self.epochs_without_improvement,
+                "epochs": dict(self.epochs)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        for key, value in state_dict.items():
+            setattr(self, key, value)

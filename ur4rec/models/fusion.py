@@ -1,0 +1,42 @@
+"""Fusion of SASRec and retriever scores on a common scale (log-probabilities over the catalog)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class ScoreFusion(nn.Module):
+    """``w * log_softmax(sasrec) + (1 - w) * log_softmax(retriever)``, a weighted product of experts.
+
+    Log-softmax puts both score sets on the same scale whatever their raw ranges. ``w`` is fixed
+    (``learned=False``; the UR4Rec guide uses 0.4) or learned through a sigmoid starting at ``sasrec_weight``.
+    """
+
+    def __init__(self, sasrec_weight: float = 0.4, learned: bool = False):
+        super().__init__()
+        if not 0.0 <= sasrec_weight <= 1.0:
+            raise ValueError(f"sasrec_weight must be in [0, 1], got {sasrec_weight}")
+        self.learned = learned
+        logit = math.log(sasrec_weight / (1 - sasrec_weight)) if 0 < sasrec_weight < 1 else math.copysign(20, sasrec_weight - 0.5)
+        if learned:
+            self.weight_logit = nn.Parameter(torch.tensor(logit))
+        else:
+            self.register_buffer("weight_logit", torch.tensor(logit), persistent=False)
+
+    @property
+    def sasrec_weight(self) -> torch.Tensor:
+        return torch.sigmoid(self.weight_logit)
+
+    def forward(self, sasrec_scores: torch.Tensor, retriever_scores: torch.Tensor) -> torch.Tensor:
+        """Both (..., N + 1) with column 0 (padding) excluded -> fused log-scores (..., N + 1), column 0 -inf."""
+        w = self.sasrec_weight
+        sasrec = sasrec_scores.clone()
+        sasrec[..., 0] = float("-inf")
+        retriever = retriever_scores.clone()
+        retriever[..., 0] = float("-inf")
+        fused = w * sasrec.log_softmax(-1) + (1 - w) * retriever.log_softmax(-1)
+        fused[..., 0] = float("-inf")  # avoid 0 * -inf = nan at the extremes of w
+        return fused

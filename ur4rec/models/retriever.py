@@ -1,0 +1,94 @@
+"""Multimodal retriever: three experts (preference text, description text, poster image) and a router."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+EXPERTS = ("preference", "description", "image")
+
+
+def projection(in_dim: int, out_dim: int, dropout: float) -> nn.Module:
+    """Two-layer MLP mapping a frozen feature (text or image vector) into the retriever space."""
+    return nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(out_dim, out_dim))
+
+
+@dataclass
+class RetrieverOutput:
+    scores: torch.Tensor  # (B, N + 1) mixture score; column 0 (padding) is -inf
+    weights: torch.Tensor  # (B, E) router weights before per-item renormalization
+    expert_scores: dict[str, torch.Tensor]  # name -> (B, N + 1) scaled cosine scores
+
+
+class MoERetriever(nn.Module):
+    """Scores every item for a batch of users as a router-weighted sum of expert scores.
+
+    * ``preference``: the user's preference-text vector against the item (text projection + id embedding);
+    * ``description``: the user context (SASRec state + preference vector) against the item's description vector;
+    * ``image``: the user context against the item's poster vector.
+
+    Each expert score is a cosine similarity times a learned scale, so experts share one range. An
+    expert whose input is missing for an item (no poster) drops out for that item and the router's
+    weights renormalize over the rest. Experts left out of ``experts`` are not built (ablations).
+    """
+
+    def __init__(self, num_items: int, state_dim: int, text_dim: int, image_dim: int, hidden_size: int = 64,
+                 experts: tuple[str, ...] = EXPERTS, dropout: float = 0.1, init_scale: float = 10.0):
+        super().__init__()
+        unknown = set(experts) - set(EXPERTS)
+        if unknown or not experts:
+            raise ValueError(f"experts must be a non-empty subset of {EXPERTS}, got {experts}")
+        self.experts = tuple(e for e in EXPERTS if e in experts)
+        self.user_preference = projection(text_dim, hidden_size, dropout)
+        self.user_context = projection(state_dim + hidden_size, hidden_size, dropout)
+        self.router = nn.Linear(hidden_size, len(self.experts))
+        if "preference" in self.experts:
+            self.preference_items = projection(text_dim, hidden_size, dropout)
+            self.item_embedding = nn.Embedding(num_items + 1, hidden_size, padding_idx=0)
+            nn.init.normal_(self.item_embedding.weight, std=0.02)
+        if "description" in self.experts:
+            self.description_items = projection(text_dim, hidden_size, dropout)
+        if "image" in self.experts:
+            self.image_items = projection(image_dim, hidden_size, dropout)
+        self.log_scale = nn.Parameter(torch.full((len(self.experts),), math.log(init_scale)))
+
+    def forward(self, state: torch.Tensor, user_text: torch.Tensor, item_text: torch.Tensor,
+                item_image: torch.Tensor, image_mask: torch.Tensor) -> RetrieverOutput:
+        """state: (B, Ds) SASRec user state; user_text: (B, Dt); item_text: (N + 1, Dt);
+        item_image: (N + 1, Di); image_mask: (N + 1,) bool, True where the item has a poster."""
+        preference = self.user_preference(user_text)  # (B, H)
+        context = self.user_context(torch.cat([state, preference], dim=-1))  # (B, H)
+        weights = self.router(context).softmax(-1)  # (B, E)
+        num_rows = item_text.shape[0]
+        has_item = torch.ones(num_rows, dtype=torch.bool, device=item_text.device)
+        has_item[0] = False
+        scales = self.log_scale.clamp(max=math.log(100.0)).exp()  # (E,)
+        expert_scores, available = {}, []
+        for e, name in enumerate(self.experts):
+            if name == "preference":
+                items = self.preference_items(item_text) + self.item_embedding.weight  # (N + 1, H)
+                query, present = preference, has_item
+            elif name == "description":
+                items, query, present = self.description_items(item_text), context, has_item
+            else:
+                items, query, present = self.image_items(item_image), context, has_item & image_mask
+            expert_scores[name] = scales[e] * F.normalize(query, dim=-1) @ F.normalize(items, dim=-1).T  # (B, N + 1)
+            available.append(present)
+        available = torch.stack(available).to(weights.dtype)  # (E, N + 1)
+        norm = weights @ available  # (B, N + 1) total weight of the experts present for each item
+        mixed = sum(weights[:, e, None] * available[e] * expert_scores[name] for e, name in enumerate(self.experts))
+        scores = (mixed / norm.clamp(min=1e-12)).masked_fill(norm == 0, float("-inf"))  # (B, N + 1)
+        return RetrieverOutput(scores, weights, expert_scores)
+
+
+def load_balance_loss(weights: torch.Tensor) -> torch.Tensor:
+    """0 when the batch-mean router weights are uniform, up to E - 1 when one expert takes everything.
+
+    weights: (B, E) -> scalar ``E * sum_e mean_b(w)^2 - 1`` (the Switch-Transformer importance loss).
+    """
+    mean = weights.mean(0)  # (E,)
+    return weights.shape[1] * (mean * mean).sum() - 1

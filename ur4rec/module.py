@@ -48,6 +48,8 @@ class UR4RecModule(L.LightningModule):
         experts: retriever experts among ``preference``, ``description``, ``image``; empty = SASRec only.
         text_dim, image_dim: feature sizes; linked from the DataModule.
         retriever_hidden_size, retriever_dropout: retriever width and dropout.
+        retriever_positions: the retriever and fused losses train on the last this many positions of
+            each sequence (SASRec's loss uses all), which keeps the (P, N + 1) expert scores small.
         fusion_weight, learned_fusion: SASRec share of the fused score, fixed or learned from it.
         fused_loss_weight, sasrec_loss_weight, retriever_loss_weight, balance_loss_weight: loss mix in
             the joint stages (the pretraining stages use their own module's loss).
@@ -70,6 +72,7 @@ class UR4RecModule(L.LightningModule):
         image_dim: int = 0,
         retriever_hidden_size: int = 64,
         retriever_dropout: float = 0.1,
+        retriever_positions: int = 10,
         fusion_weight: float = 0.4,
         learned_fusion: bool = False,
         fused_loss_weight: float = 1.0,
@@ -179,8 +182,9 @@ class UR4RecModule(L.LightningModule):
         if self.retriever is None or self.stage == "pretrain_sasrec":
             losses["total"] = losses["sasrec"]
             return losses
-        real = target > 0  # (B, L)
-        states = hidden[real]  # (P, D): every real position predicts its next item
+        recent = torch.arange(target.shape[1], device=target.device) >= target.shape[1] - hp.retriever_positions
+        real = (target > 0) & recent  # (B, L): left-padded, so the last columns are the latest transitions
+        states = hidden[real]  # (P, D): each selected position predicts its next item
         if self.stage == "pretrain_retriever":
             states = states.detach()
         user_text = batch["user_text"][:, None, :].expand(-1, target.shape[1], -1)[real]  # (P, Dt)

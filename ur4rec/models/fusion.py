@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+MIN_LOG_PROB = -1e4
+
 
 class ScoreFusion(nn.Module):
     """``w * log_softmax(sasrec) + (1 - w) * log_softmax(retriever)``, a weighted product of experts.
@@ -31,12 +33,14 @@ class ScoreFusion(nn.Module):
         return torch.sigmoid(self.weight_logit)
 
     def forward(self, sasrec_scores: torch.Tensor, retriever_scores: torch.Tensor) -> torch.Tensor:
-        """Both (..., N + 1) with column 0 (padding) excluded -> fused log-scores (..., N + 1), column 0 -inf."""
+        """Both (..., N + 1), column 0 = padding -> fused log-scores (..., N + 1) with column 0 = -inf.
+
+        Only the real items (columns 1..N) enter the arithmetic, and log-probabilities are floored at
+        ``MIN_LOG_PROB`` (an item no expert can score is -inf), so no -inf ever meets the weight.
+        """
         w = self.sasrec_weight
-        sasrec = sasrec_scores.clone()
-        sasrec[..., 0] = float("-inf")
-        retriever = retriever_scores.clone()
-        retriever[..., 0] = float("-inf")
-        fused = w * sasrec.log_softmax(-1) + (1 - w) * retriever.log_softmax(-1)
-        fused[..., 0] = float("-inf")  # avoid 0 * -inf = nan at the extremes of w
-        return fused
+        sasrec = sasrec_scores[..., 1:].log_softmax(-1).clamp(min=MIN_LOG_PROB)
+        retriever = retriever_scores[..., 1:].log_softmax(-1).clamp(min=MIN_LOG_PROB)
+        fused = w * sasrec + (1 - w) * retriever
+        padding = fused.new_full((*fused.shape[:-1], 1), float("-inf"))
+        return torch.cat([padding, fused], dim=-1)

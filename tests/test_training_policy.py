@@ -1,0 +1,172 @@
+"""Stages, adaptive alternating and the two optimizers: who steps, when, and what survives a resume."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+
+from feature_fixtures import HashTextEncoder
+from synthetic import write_ml100k
+from ur4rec.callbacks import AdaptiveAlternating, TrainingStages
+from ur4rec.callbacks.alternating import relative_change
+from ur4rec.data.datamodule import UR4RecDataModule
+from ur4rec.features.tables import build_feature_tables
+from ur4rec.models.retriever import EXPERTS
+from ur4rec.module import UR4RecModule
+
+
+@pytest.fixture
+def datamodule(tmp_path):
+    dm = UR4RecDataModule(str(write_ml100k(tmp_path / "data")), features=True, batch_size=8, num_sampled_negatives=20)
+    splits = dm.load()
+    tables = build_feature_tables(dm.raw, splits, text_model=HashTextEncoder(dim=16), image_encoder="descriptor")
+    g = torch.Generator().manual_seed(0)
+    tables.item_image = torch.randn(splits.num_items + 1, tables.image_dim, generator=g)
+    tables.image_mask = torch.rand(splits.num_items + 1, generator=g) > 0.3  # some items lack a poster
+    tables.image_mask[0] = False
+    dm._features = tables
+    return dm
+
+
+def make_model(dm: UR4RecDataModule) -> UR4RecModule:
+    torch.manual_seed(0)
+    return UR4RecModule(num_items=dm.num_items, hidden_size=16, experts=EXPERTS, text_dim=dm.text_dim,
+                        image_dim=dm.image_dim, retriever_hidden_size=16)
+
+
+def make_trainer(callbacks, **kwargs) -> L.Trainer:
+    defaults = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                    enable_model_summary=False, num_sanity_val_steps=0)
+    return L.Trainer(callbacks=callbacks, **{**defaults, **kwargs})
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> bool:
+    return any(not torch.equal(before[k], v) for k, v in module.named_parameters())
+
+
+class ForcePolicy(L.Callback):
+    def __init__(self, stage, stepping):
+        self.stage, self.stepping = stage, stepping
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        pl_module.stage, pl_module.stepping, pl_module.score_mode = self.stage, self.stepping, "fused"
+
+
+@pytest.mark.parametrize("stepping", [("sasrec",), ("retriever",), ("sasrec", "retriever")])
+def test_only_the_chosen_optimizer_changes_its_parameters(datamodule, stepping):
+    model = make_model(datamodule)
+    model.setup = lambda stage: model.load_item_features(datamodule.features)
+    sasrec, retriever = snapshot(model.sasrec), snapshot(model.retriever)
+    make_trainer([ForcePolicy("joint_finetune", stepping)], max_epochs=1, limit_train_batches=1,
+                 limit_val_batches=0).fit(model, datamodule)
+    assert changed(sasrec, model.sasrec) == ("sasrec" in stepping)
+    assert changed(retriever, model.retriever) == ("retriever" in stepping)
+
+
+def test_parameter_sets_are_disjoint_and_complete(datamodule):
+    model = make_model(datamodule)
+    sasrec, retriever = (set(map(id, model.module_parameters(n))) for n in ("sasrec", "retriever"))
+    assert not sasrec & retriever
+    assert sasrec | retriever == set(map(id, model.parameters()))
+
+
+class StageProbe(L.Callback):
+    """Per epoch: the module's stage and which modules' weights moved."""
+
+    def __init__(self):
+        self.epochs: list[tuple[str, bool, bool]] = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._before = snapshot(pl_module.sasrec), snapshot(pl_module.retriever)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.epochs.append((pl_module.stage, changed(self._before[0], pl_module.sasrec),
+                            changed(self._before[1], pl_module.retriever)))
+
+
+def test_stages_follow_their_epochs_and_optimizers(datamodule):
+    model = make_model(datamodule)
+    model.setup = lambda stage: model.load_item_features(datamodule.features)
+    stages, probe = TrainingStages(1, 1, 2, 1), StageProbe()
+    alternating = AdaptiveAlternating(mode="fixed")
+    trainer = make_trainer([stages, alternating, probe], max_epochs=-1)
+    trainer.fit(model, datamodule)
+    assert [t["stage"] for t in stages.transitions] == ["pretrain_sasrec", "pretrain_retriever", "joint_finetune",
+                                                        "end_to_end"]
+    assert [t["epoch"] for t in stages.transitions] == [0, 1, 2, 4]
+    assert probe.epochs == [("pretrain_sasrec", True, False), ("pretrain_retriever", False, True),
+                            ("joint_finetune", True, True), ("joint_finetune", True, True),
+                            ("end_to_end", True, True)]
+    assert trainer.current_epoch == 5  # training stopped after the last stage
+    # fixed alternation: one switch per joint step, steps split evenly between the modules
+    batches = len(datamodule.train_dataloader())
+    assert alternating.switches == 2 * batches
+    assert alternating.steps == {"sasrec": batches, "retriever": batches}
+    assert set(stages.best) == {"pretrain_sasrec", "pretrain_retriever", "joint_finetune", "end_to_end"}
+
+
+def test_zero_epoch_stages_are_skipped():
+    stages = TrainingStages(pretrain_sasrec=0, pretrain_retriever=0, joint_finetune=3, end_to_end=0)
+    assert stages.stage == "joint_finetune" and stages.total_epochs == 3
+    with pytest.raises(ValueError):
+        TrainingStages(0, 0, 0, 0)
+
+
+def test_adaptive_switch_triggers_exactly_where_the_loss_flattens():
+    alternating = AdaptiveAlternating(min_steps=5, switch_threshold=0.01, window=5)
+    curve = [10, 9, 8.1, 7.29, 6.561, 6.5, 6.5, 6.5, 6.5, 6.5]
+    active = []
+    for step, loss in enumerate(curve, start=1):
+        active.append(alternating.active)
+        alternating.record(loss, step)
+    # window relative changes at steps 5..9: 0.34, 0.28, 0.20, 0.11, 0.0093 -> switch after step 9
+    assert relative_change([6.561, 6.5, 6.5, 6.5, 6.5]) < 0.01 < relative_change([7.29, 6.561, 6.5, 6.5, 6.5])
+    assert active == ["sasrec"] * 9 + ["retriever"]
+    assert alternating.switch_log == [{"step": 9, "from": "sasrec", "to": "retriever"}]
+    assert alternating.steps == {"sasrec": 9, "retriever": 1}
+    # the new module starts with an empty window: a flat loss needs min_steps before switching back
+    for step in range(11, 14):  # retriever steps 2..4 (its first was step 10)
+        alternating.record(6.5, step)
+    assert alternating.active == "retriever"
+    alternating.record(6.5, 14)
+    assert alternating.active == "sasrec" and alternating.switches == 2
+
+
+def test_min_steps_holds_even_when_the_loss_is_flat():
+    alternating = AdaptiveAlternating(min_steps=8, window=3)
+    for step in range(7):
+        alternating.record(1.0, step)
+    assert alternating.switches == 0
+    alternating.record(1.0, 7)
+    assert alternating.switches == 1
+
+
+def test_both_mode_never_switches_and_counts_both():
+    alternating = AdaptiveAlternating(mode="both")
+    for step in range(6):
+        alternating.record(1.0, step)
+    assert alternating.stepping() == ("sasrec", "retriever") and alternating.switches == 0
+    assert alternating.steps == {"sasrec": 6, "retriever": 6}
+
+
+def test_callback_state_round_trips_through_plain_types():
+    alternating = AdaptiveAlternating(min_steps=2, window=2)
+    for step, loss in enumerate([5.0, 4.0, 4.0, 3.9]):
+        alternating.record(loss, step)
+    restored = AdaptiveAlternating(min_steps=2, window=2)
+    restored.load_state_dict(alternating.state_dict())
+    assert restored.statistics() == alternating.statistics()
+    for step, loss in enumerate([3.9, 3.9, 3.9], start=4):
+        alternating.record(loss, step)
+        restored.record(loss, step)
+    assert restored.statistics() == alternating.statistics()
+    stages = TrainingStages(1, 2, 3, 4)
+    stages.stage_index, stages.best = 2, {"pretrain_sasrec": 0.1}
+    other = TrainingStages(1, 2, 3, 4)
+    other.load_state_dict(stages.state_dict())
+    assert other.stage == "joint_finetune" and other.best == {"pretrain_sasrec": 0.1}

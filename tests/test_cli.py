@@ -78,10 +78,13 @@ def test_resume_matches_uninterrupted_run(workdir):
 
 
 MAIN_CONFIGS = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").glob("*.yaml"))
-FRAGMENTS = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs").glob("*/*.yaml"))
+# overlays: logger fragments go on the SASRec config, experiment ablations on the UR4Rec config
+OVERLAYS = [["configs/sasrec.yaml", p.relative_to(REPO).as_posix()] for p in (REPO / "configs/logger").glob("*.yaml")]
+OVERLAYS += [["configs/ur4rec.yaml", p.relative_to(REPO).as_posix()]
+             for p in sorted((REPO / "configs/experiments").glob("*.yaml"))]
 
 
-@pytest.mark.parametrize("configs", [[c] for c in MAIN_CONFIGS] + [["configs/sasrec.yaml", f] for f in FRAGMENTS])
+@pytest.mark.parametrize("configs", [[c] for c in MAIN_CONFIGS] + OVERLAYS)
 def test_print_config_for_every_shipped_config(configs, capsys, monkeypatch, tmp_path):
     """Every shipped config prints, and the printed config reproduces itself when fed back."""
     monkeypatch.chdir(REPO)

@@ -97,7 +97,7 @@ class TrainingStages(L.Callback):
             self.epochs_without_improvement = 0
             directory = self.save_dir or (trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None)
             if directory:
-                trainer.save_checkpoint(str(Path(directory) / f"best-{self.stage}.ckpt"))
+                trainer.save_checkpoint(str(Path(directory) / f"best-{self.stage}.ckpt"), weights_only=False)
         else:
             self.epochs_without_improvement += 1
         if self.plateau_patience is not None and self.epochs_without_improvement >= self.plateau_patience:

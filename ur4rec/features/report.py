@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="'descriptor' (offline), 'clip' or 'clip:<hub name or local folder>'")
     parser.add_argument("--image_model", default=None, help="CLIP hub name or folder when --image_encoder clip")
     parser.add_argument("--text_model", default=DEFAULT_TEXT_MODEL, help="sentence-transformers name or folder")
-    parser.add_argument("--cache_dir", default=None, help="embedding cache folder (default: no cache)")
+    parser.add_argument("--cache_dir", default=".cache/features",
+                        help="embedding cache folder, shared with training (data.feature_cache_dir)")
     parser.add_argument("--min_rating", type=float, default=4)
     parser.add_argument("--min_user_interactions", type=int, default=5)
     parser.add_argument("--device", default="cpu")

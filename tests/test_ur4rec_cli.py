@@ -1,0 +1,88 @@
+"""UR4Rec through the CLI on a tiny written dataset with real MiniLM text features (cached once)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from synthetic import write_ml100k
+from ur4rec.callbacks import AdaptiveAlternating, TrainingStages
+from ur4rec.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = """
+trainer:
+  callbacks:
+    - class_path: ur4rec.callbacks.TrainingStages
+      init_args: {pretrain_sasrec: 1, pretrain_retriever: 1, joint_finetune: 2, end_to_end: 1}
+    - class_path: ur4rec.callbacks.AdaptiveAlternating
+      init_args: {mode: adaptive, min_steps: 2, window: 2, switch_threshold: 0.05}
+"""
+
+pytestmark = pytest.mark.slow
+
+
+def callback(cli, cls):
+    return next(c for c in cli.trainer.callbacks if isinstance(c, cls))
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ur4rec")
+    write_ml100k(root / "data")
+    (root / "stages.yaml").write_text(STAGES)
+    return root
+
+
+def fit(workdir: Path, run_name: str, *extra: str):
+    return main(["fit", "--config", str(REPO / "configs/ur4rec.yaml"), "--config", str(workdir / "stages.yaml"),
+                 f"--data.data_dir={workdir / 'data'}", f"--data.feature_cache_dir={workdir / 'cache'}",
+                 f"--run_name={run_name}", "--data.batch_size=8", "--data.num_sampled_negatives=20",
+                 "--model.hidden_size=16", "--model.retriever_hidden_size=16", "--trainer.accelerator=cpu",
+                 "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", *extra])
+
+
+def test_four_stages_then_resume_mid_stage_matches(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    straight = fit(workdir, "straight")
+    stages, alternating = callback(straight, TrainingStages), callback(straight, AdaptiveAlternating)
+    assert [t["stage"] for t in stages.transitions] == ["pretrain_sasrec", "pretrain_retriever",
+                                                        "joint_finetune", "end_to_end"]
+    assert straight.trainer.current_epoch == 5
+    assert alternating.steps["sasrec"] + alternating.steps["retriever"] == 2 * len(
+        straight.datamodule.train_dataloader())
+    for stage in ("pretrain_sasrec", "pretrain_retriever", "joint_finetune", "end_to_end"):
+        assert (workdir / f"checkpoints/straight/best-{stage}.ckpt").exists()
+
+    fit(workdir, "resumed", "--trainer.max_epochs=3")  # stops inside joint_finetune
+    midway = torch.load(workdir / "checkpoints/resumed/last.ckpt", weights_only=True)
+    assert midway["ur4rec_state"]["stage"] == "joint_finetune"
+    resumed = fit(workdir, "resumed", "--ckpt_path=last")
+
+    a = torch.load(workdir / "checkpoints/straight/last.ckpt", weights_only=True)
+    b = torch.load(workdir / "checkpoints/resumed/last.ckpt", weights_only=True)
+    assert a["global_step"] == b["global_step"] and a["epoch"] == b["epoch"]
+    for name, tensor in a["state_dict"].items():
+        torch.testing.assert_close(b["state_dict"][name], tensor, rtol=0, atol=1e-6, msg=name)
+    assert len(a["optimizer_states"]) == len(b["optimizer_states"]) == 2
+    for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"]):
+        for key, state in opt_a["state"].items():
+            torch.testing.assert_close(opt_b["state"][key]["exp_avg_sq"], state["exp_avg_sq"], rtol=0, atol=1e-6)
+    assert callback(resumed, AdaptiveAlternating).statistics() == alternating.statistics()
+    assert callback(resumed, TrainingStages).transitions == stages.transitions
+
+
+def test_test_subcommand_scores_with_the_fused_model(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    if not (workdir / "checkpoints/straight/last.ckpt").exists():
+        fit(workdir, "straight")
+    cli = main(["test", "--config", str(REPO / "configs/ur4rec.yaml"), "--config", str(workdir / "stages.yaml"),
+                f"--data.data_dir={workdir / 'data'}", f"--data.feature_cache_dir={workdir / 'cache'}",
+                "--run_name=straight", "--data.num_sampled_negatives=20", "--model.hidden_size=16",
+                "--model.retriever_hidden_size=16", "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
+                "--ckpt_path=last"])
+    metrics = cli.trainer.callback_metrics
+    assert cli.model.score_mode == "fused"
+    assert {"test/ndcg@10", "test/hit@10_sampled", "test/router_preference", "test/router_image"} <= set(metrics)

@@ -20,8 +20,9 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
 from ur4rec.metrics import full_ranking_ranks, ranking_metrics, sampled_ranks
+from ur4rec.models.contrastive import MemoryBankContrastive
 from ur4rec.models.fusion import ScoreFusion
-from ur4rec.models.losses import LOSSES, next_item_loss
+from ur4rec.models.losses import LOSSES, bidirectional_distillation, next_item_loss
 from ur4rec.models.retriever import MoERetriever, RetrieverOutput, load_balance_loss
 from ur4rec.models.sasrec import SASRec
 
@@ -53,6 +54,10 @@ class UR4RecModule(L.LightningModule):
         fusion_weight, learned_fusion: SASRec share of the fused score, fixed or learned from it.
         fused_loss_weight, sasrec_loss_weight, retriever_loss_weight, balance_loss_weight: loss mix in
             the joint stages (the pretraining stages use their own module's loss).
+        contrastive_weight, contrastive_queue_size, contrastive_temperature: memory-bank InfoNCE
+            between the SASRec state and the preference-text vector in the joint stages (0 = off).
+        distill_weight, distill_temperature: bidirectional distillation between the SASRec and
+            retriever score distributions in the joint stages (0 = off).
         sasrec_optimizer, retriever_optimizer: build each module's optimizer from its parameters.
         gradient_clip_val: max gradient norm per optimizer (None disables clipping).
         eval_ks: cut-offs for Hit@K and NDCG@K.
@@ -79,6 +84,11 @@ class UR4RecModule(L.LightningModule):
         sasrec_loss_weight: float = 0.5,
         retriever_loss_weight: float = 0.5,
         balance_loss_weight: float = 0.01,
+        contrastive_weight: float = 0.0,
+        contrastive_queue_size: int = 1024,
+        contrastive_temperature: float = 0.1,
+        distill_weight: float = 0.0,
+        distill_temperature: float = 2.0,
         sasrec_optimizer: OptimizerCallable = _adam,
         retriever_optimizer: OptimizerCallable = _adam_slow,
         gradient_clip_val: float | None = 1.0,
@@ -94,6 +104,7 @@ class UR4RecModule(L.LightningModule):
         self.sasrec = SASRec(num_items, hidden_size, num_blocks, num_heads, dropout, max_seq_len)
         self.retriever: MoERetriever | None = None
         self.fusion: ScoreFusion | None = None
+        self.contrastive: MemoryBankContrastive | None = None
         if experts:
             if text_dim <= 0 or ("image" in experts and image_dim <= 0):
                 raise ValueError("the retriever needs feature dimensions: enable data.features (linked automatically "
@@ -101,6 +112,9 @@ class UR4RecModule(L.LightningModule):
             self.retriever = MoERetriever(num_items, hidden_size, text_dim, max(image_dim, 1), retriever_hidden_size,
                                           experts, retriever_dropout)
             self.fusion = ScoreFusion(fusion_weight, learned_fusion)
+            if contrastive_weight > 0:
+                self.contrastive = MemoryBankContrastive(hidden_size, text_dim, retriever_hidden_size,
+                                                         contrastive_queue_size, contrastive_temperature)
             # Item feature tables, filled from the DataModule in setup(); derived data, not checkpointed.
             self.register_buffer("item_text", torch.zeros(num_items + 1, text_dim), persistent=False)
             self.register_buffer("item_image", torch.zeros(num_items + 1, max(image_dim, 1)), persistent=False)
@@ -108,6 +122,7 @@ class UR4RecModule(L.LightningModule):
         self.stage = "pretrain_sasrec"
         self.stepping: tuple[str, ...] = ("sasrec",)
         self.score_mode = "sasrec"
+        self.aux_loss_scale = 1.0  # set by CurriculumWeights
         self.last_loss: torch.Tensor | None = None
         self.val_metrics = nn.ModuleDict({**ranking_metrics(eval_ks), **ranking_metrics(eval_ks, "_sampled")})
         self.test_metrics = nn.ModuleDict({**ranking_metrics(eval_ks), **ranking_metrics(eval_ks, "_sampled")})
@@ -121,7 +136,8 @@ class UR4RecModule(L.LightningModule):
     def module_parameters(self, name: str) -> list[nn.Parameter]:
         if name == "sasrec":
             return list(self.sasrec.parameters())
-        return list(self.retriever.parameters()) + list(self.fusion.parameters())
+        heads = [self.retriever, self.fusion] + ([self.contrastive] if self.contrastive is not None else [])
+        return [p for head in heads for p in head.parameters()]
 
     def configure_optimizers(self):
         """One optimizer per module, always in the order of ``module_names`` (restored by position)."""
@@ -195,10 +211,18 @@ class UR4RecModule(L.LightningModule):
         if self.stage == "pretrain_retriever":
             losses["total"] = losses["retriever"] + hp.balance_loss_weight * losses["balance"]
             return losses
-        fused = self.fusion(self.sasrec.score_all(states), out.scores)  # (P, N + 1)
-        losses["fused"] = F.cross_entropy(fused, positives)
-        losses["total"] = (hp.fused_loss_weight * losses["fused"] + hp.sasrec_loss_weight * losses["sasrec"]
-                           + hp.retriever_loss_weight * losses["retriever"] + hp.balance_loss_weight * losses["balance"])
+        sasrec_scores = self.sasrec.score_all(states)  # (P, N + 1)
+        losses["fused"] = F.cross_entropy(self.fusion(sasrec_scores, out.scores), positives)
+        auxiliary = (hp.sasrec_loss_weight * losses["sasrec"] + hp.retriever_loss_weight * losses["retriever"]
+                     + hp.balance_loss_weight * losses["balance"])
+        if self.contrastive is not None:
+            last = hidden[:, -1]  # (B, D): inputs are left-padded, so the last column is the latest state
+            losses["contrastive"] = self.contrastive(last, batch["user_text"])
+            auxiliary = auxiliary + hp.contrastive_weight * losses["contrastive"]
+        if hp.distill_weight > 0:
+            losses["distill"] = bidirectional_distillation(sasrec_scores, out.scores, hp.distill_temperature)
+            auxiliary = auxiliary + hp.distill_weight * losses["distill"]
+        losses["total"] = hp.fused_loss_weight * losses["fused"] + self.aux_loss_scale * auxiliary
         return losses
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

@@ -32,3 +32,17 @@ def next_item_loss(hidden: torch.Tensor, target: torch.Tensor, item_weight: torc
         return F.binary_cross_entropy_with_logits(pos_logit, torch.ones_like(pos_logit)) + \
             F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
     return -F.logsigmoid(pos_logit[:, None] - neg_logit).mean()
+
+
+def bidirectional_distillation(sasrec_scores: torch.Tensor, retriever_scores: torch.Tensor,
+                               temperature: float = 2.0) -> torch.Tensor:
+    """Mutual distillation between the two score distributions over items 1..N.
+
+    SASRec learns from the retriever's softened distribution (retriever detached as teacher) and the
+    retriever from SASRec's (SASRec detached); scaled by T^2 as in Hinton et al. Inputs (P, N + 1).
+    """
+    s = (sasrec_scores[:, 1:] / temperature).clamp(min=-1e4)  # an item no expert scores is -inf
+    r = (retriever_scores[:, 1:] / temperature).clamp(min=-1e4)
+    to_sasrec = F.kl_div(s.log_softmax(-1), r.detach().log_softmax(-1), log_target=True, reduction="batchmean")
+    to_retriever = F.kl_div(r.log_softmax(-1), s.detach().log_softmax(-1), log_target=True, reduction="batchmean")
+    return temperature ** 2 * (to_sasrec + to_retriever)

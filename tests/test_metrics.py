@@ -88,3 +88,10 @@ def test_states_sum_across_processes():
     left.merge_state(right)
     assert left.compute().item() == pytest.approx(whole.compute().item())
     assert all(fx is dim_zero_sum for fx in whole._reductions.values())
+
+
+def test_nan_scores_never_help_the_target():
+    scores = torch.tensor([[0.0, float("nan"), 2.0, 1.0, 0.5]])
+    assert full_ranking_ranks(scores, torch.tensor([2]), torch.tensor([[0]])).tolist() == [1]  # NaN item above
+    assert full_ranking_ranks(scores, torch.tensor([1]), torch.tensor([[0]])).tolist() == [3]  # NaN target last
+    assert sampled_ranks(scores, torch.tensor([[1, 2, 3]])).tolist() == [2]

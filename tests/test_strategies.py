@@ -57,13 +57,24 @@ def test_contrastive_loss_reaches_sasrec_and_its_heads_only():
 def test_memory_bank_is_fifo_and_gradient_free():
     bank = MemoryBankContrastive(state_dim=4, text_dim=3, dim=5, queue_size=6)
     for step in range(4):
-        bank(torch.randn(4, 4), torch.full((4, 3), float(step)))
+        bank(torch.randn(4, 4), torch.full((4, 3), float(step)), torch.arange(4) + 4 * step)
     assert int(bank.queue_filled) == 6 and int(bank.queue_pointer) == 16 % 6
     assert not bank.queue.requires_grad
     # the queue holds the last 6 keys: two from step 2 and four from step 3, in ring order
     newest = torch.nn.functional.normalize(bank.text_projection(torch.full((1, 3), 3.0)), dim=-1)
     matches = torch.isclose(bank.queue, newest.detach()).all(-1)
     assert int(matches.sum()) == 4
+
+
+def test_memory_bank_never_uses_a_users_own_key_as_negative():
+    torch.manual_seed(0)
+    bank = MemoryBankContrastive(state_dim=4, text_dim=3, dim=5, queue_size=8, temperature=1.0)
+    state, text, users = torch.randn(1, 4), torch.randn(1, 3), torch.tensor([7])
+    first = bank(state, text, users)  # empty queue, no other user: only the positive; then user 7 is queued
+    again = bank(state, text, users)  # user 7's queued key is masked out, so still only the positive
+    assert first.item() == again.item() == 0.0
+    bank.queue_users.fill_(-1)  # pretend the queued keys came from other users
+    assert bank(state, text, users) > again  # unmasked, the user's own key competes as a negative
 
 
 def test_distillation_teaches_each_side_with_the_other_detached():

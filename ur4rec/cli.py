@@ -25,6 +25,11 @@ def checkpoint_dir(run_name: str) -> str:
     return f"{CHECKPOINT_ROOT}/{run_name}"
 
 
+def shuffle_seed(seed_everything: int | bool | None) -> int:
+    """The data order follows ``--seed_everything`` (an int); ``True``/``None`` fall back to 0."""
+    return seed_everything if isinstance(seed_everything, int) and not isinstance(seed_everything, bool) else 0
+
+
 def negatives_for_loss(loss: str) -> int:
     """Sampled-softmax losses need one negative per position; full cross-entropy needs none."""
     return 0 if loss == "ce" else 1
@@ -62,9 +67,11 @@ class UR4RecCLI(LightningCLI):
         })
         parser.link_arguments("run_name", "checkpoint.dirpath", compute_fn=checkpoint_dir)
         parser.add_lightning_class_args(RNGStateCheckpoint, "rng_state")
+        parser.link_arguments("seed_everything", "data.seed", compute_fn=shuffle_seed)
         parser.link_arguments("data.max_seq_len", "model.max_seq_len")
         parser.link_arguments("model.loss", "data.train_negatives", compute_fn=negatives_for_loss)
         parser.link_arguments("model.experts", "data.features", compute_fn=bool)
+        parser.link_arguments("model.retriever_positions", "data.user_text_holdout")
         parser.link_arguments("data.num_items", "model.num_items", apply_on="instantiate")
         parser.link_arguments("data.text_dim", "model.text_dim", apply_on="instantiate")
         parser.link_arguments("data.image_dim", "model.image_dim", apply_on="instantiate")

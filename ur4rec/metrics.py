@@ -13,19 +13,22 @@ def full_ranking_ranks(scores: torch.Tensor, target: torch.Tensor, history: torc
 
     scores: (B, N + 1) with column 0 = padding; target: (B,); history: (B, H) item ids, 0-padded.
     Items scoring equal to the target count as ranked above it (ties never favour the target);
-    the target itself is never masked, even if it also appears in the history.
+    the target itself is never masked, even if it also appears in the history. A NaN target score
+    ranks last and NaN item scores rank above the target.
     """
-    target_score = scores.gather(1, target[:, None])  # (B, 1)
+    target_score = scores.gather(1, target[:, None]).nan_to_num(nan=float("-inf"))  # (B, 1)
     masked = scores.scatter(1, history, float("-inf"))
     masked[:, 0] = float("-inf")
     masked.scatter_(1, target[:, None], target_score)
-    return (masked >= target_score).sum(1) - 1  # (B,)
+    return ((masked >= target_score) | masked.isnan()).sum(1) - 1  # (B,)
 
 
 def sampled_ranks(scores: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
     """0-based rank of candidate 0 (the target) among ``candidates`` (B, 1 + S); ties count against it."""
     candidate_scores = scores.gather(1, candidates)  # (B, 1 + S)
-    return (candidate_scores[:, 1:] >= candidate_scores[:, :1]).sum(1)  # (B,)
+    target_score = candidate_scores[:, :1].nan_to_num(nan=float("-inf"))
+    others = candidate_scores[:, 1:]
+    return ((others >= target_score) | others.isnan()).sum(1)  # (B,)
 
 
 class _RankMetric(Metric):

@@ -27,7 +27,7 @@ from ur4rec.models.retriever import MoERetriever, RetrieverOutput, load_balance_
 from ur4rec.models.sasrec import SASRec
 
 MODULES = ("sasrec", "retriever")
-SCORE_MODES = ("sasrec", "retriever", "fused")
+PER_STAGE_METRICS = ("ndcg@10", "hit@10")
 
 
 def _adam(params) -> torch.optim.Optimizer:
@@ -123,7 +123,7 @@ class UR4RecModule(L.LightningModule):
         self.stepping: tuple[str, ...] = ("sasrec",)
         self.score_mode = "sasrec"
         self.aux_loss_scale = 1.0  # set by CurriculumWeights
-        self.last_loss: torch.Tensor | None = None
+        self.last_losses: dict[str, torch.Tensor] = {}  # each module's own loss on the last batch
         self.val_metrics = nn.ModuleDict({**ranking_metrics(eval_ks), **ranking_metrics(eval_ks, "_sampled")})
         self.test_metrics = nn.ModuleDict({**ranking_metrics(eval_ks), **ranking_metrics(eval_ks, "_sampled")})
 
@@ -189,8 +189,14 @@ class UR4RecModule(L.LightningModule):
     def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The losses of the current stage; ``total`` is what the stepping optimizers minimize."""
         hp = self.hparams
-        hidden = self.sasrec(batch["input"])  # (B, L, D)
         target = batch["target"]  # (B, L)
+        if self.stage == "pretrain_retriever":  # SASRec is frozen input: clean states, no graph
+            with torch.no_grad():
+                was_training = self.sasrec.training
+                hidden = self.sasrec.eval()(batch["input"])  # (B, L, D)
+                self.sasrec.train(was_training)
+        else:
+            hidden = self.sasrec(batch["input"])  # (B, L, D)
         losses: dict[str, torch.Tensor] = {}
         if self.stage != "pretrain_retriever":
             losses["sasrec"] = next_item_loss(hidden, target, self.sasrec.item_embedding.weight, hp.loss,
@@ -201,23 +207,26 @@ class UR4RecModule(L.LightningModule):
         recent = torch.arange(target.shape[1], device=target.device) >= target.shape[1] - hp.retriever_positions
         real = (target > 0) & recent  # (B, L): left-padded, so the last columns are the latest transitions
         states = hidden[real]  # (P, D): each selected position predicts its next item
-        if self.stage == "pretrain_retriever":
-            states = states.detach()
         user_text = batch["user_text"][:, None, :].expand(-1, target.shape[1], -1)[real]  # (P, Dt)
         out = self.retrieve(states, user_text)
         positives = target[real]  # (P,)
-        losses["retriever"] = F.cross_entropy(out.scores, positives)
+        # a target no active expert can score (no poster in an image-only ablation) has no retriever loss
+        scorable = torch.isfinite(out.scores.gather(1, positives[:, None])).squeeze(1)  # (P,)
+        losses["retriever"] = F.cross_entropy(out.scores[scorable], positives[scorable]) if scorable.any() \
+            else out.scores.new_zeros(())
         losses["balance"] = load_balance_loss(out.weights)
         if self.stage == "pretrain_retriever":
             losses["total"] = losses["retriever"] + hp.balance_loss_weight * losses["balance"]
             return losses
         sasrec_scores = self.sasrec.score_all(states)  # (P, N + 1)
-        losses["fused"] = F.cross_entropy(self.fusion(sasrec_scores, out.scores), positives)
+        fused = self.fusion(sasrec_scores, out.scores)  # (P, N + 1)
+        losses["fused"] = F.cross_entropy(fused[scorable], positives[scorable]) if scorable.any() \
+            else fused.new_zeros(())
         auxiliary = (hp.sasrec_loss_weight * losses["sasrec"] + hp.retriever_loss_weight * losses["retriever"]
                      + hp.balance_loss_weight * losses["balance"])
         if self.contrastive is not None:
             last = hidden[:, -1]  # (B, D): inputs are left-padded, so the last column is the latest state
-            losses["contrastive"] = self.contrastive(last, batch["user_text"])
+            losses["contrastive"] = self.contrastive(last, batch["user_text"], batch["user"])
             auxiliary = auxiliary + hp.contrastive_weight * losses["contrastive"]
         if hp.distill_weight > 0:
             losses["distill"] = bidirectional_distillation(sasrec_scores, out.scores, hp.distill_temperature)
@@ -233,17 +242,20 @@ class UR4RecModule(L.LightningModule):
             optimizer.zero_grad(set_to_none=True)
         self.manual_backward(losses["total"])
         for name in self.stepping:
-            if self.hparams.gradient_clip_val:
-                self.clip_gradients(optimizers[name], gradient_clip_val=self.hparams.gradient_clip_val,
-                                    gradient_clip_algorithm="norm")
-            optimizers[name].step()
-        self.last_loss = losses["total"].detach()
+            optimizers[name].step()  # gradients are clipped in on_before_optimizer_step
+        self.last_losses = {name: losses[name].detach() for name in self.module_names if name in losses}
         batch_size = batch["input"].shape[0]
         self.log("train/loss", losses["total"], prog_bar=True, batch_size=batch_size)
         self.log_dict({f"train/loss_{k}": v for k, v in losses.items() if k != "total"}, batch_size=batch_size)
         if self.fusion is not None:
             self.log("train/fusion_weight", self.fusion.sasrec_weight, batch_size=batch_size)
         return losses["total"]
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Clip here, after mixed-precision unscaling, rather than before ``step()``."""
+        if self.hparams.gradient_clip_val:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip_val,
+                                gradient_clip_algorithm="norm")
 
     # ------------------------------------------------------------------------------------------ evaluation
 
@@ -255,6 +267,8 @@ class UR4RecModule(L.LightningModule):
         for name, metric in metrics.items():
             metric.update(sampled if name.endswith("_sampled") else full)
             self.log(f"{split}/{name}", metric, batch_size=batch_size)
+            if split == "val" and self.retriever is not None and name in PER_STAGE_METRICS:
+                self.log(f"val_{self.stage}/{name}", metric, batch_size=batch_size)  # one curve per stage
         if out is not None:
             for e, expert in enumerate(self.retriever.experts):
                 self.log(f"{split}/router_{expert}", out.weights[:, e].mean(), batch_size=batch_size)

@@ -6,7 +6,7 @@ from collections import deque
 
 import lightning as L
 
-MODULES = ("sasrec", "retriever")
+from ur4rec.module import MODULES
 MODES = ("adaptive", "fixed", "both")
 
 
@@ -23,8 +23,8 @@ class AdaptiveAlternating(L.Callback):
     relative change of its loss over the last ``window`` steps falls below ``switch_threshold``.
     ``fixed``: switch after every step. ``both``: both optimizers step every time (no alternation).
 
-    The loss is the module's training loss reduced over all ranks, so every rank takes the same
-    decision. Statistics (active module, switch count, steps per module, switch log) are logged,
+    A module's loss is its own next-item loss (SASRec's, or the retriever's) reduced over all ranks,
+    so every rank takes the same decision. Statistics (active module, switch count, steps per module, switch log) are logged,
     exposed through :meth:`statistics` and restored on resume.
     """
 
@@ -47,12 +47,14 @@ class AdaptiveAlternating(L.Callback):
 
     # --------------------------------------------------------------------------------- decision rule
 
-    def record(self, loss: float, global_step: int = 0) -> None:
-        """Account one step of the active module(s) with its loss; switch if the rule says so."""
+    def record(self, losses: dict[str, float] | float, global_step: int = 0) -> None:
+        """Account one step of the active module(s) with their own losses; switch if the rule says so.
+
+        ``losses`` maps module -> loss (a single float stands for every module's loss)."""
         stepped = MODULES if self.mode == "both" else (self.active,)
         for module in stepped:
             self.steps[module] += 1
-            self.history[module].append(loss)
+            self.history[module].append(losses if isinstance(losses, float | int) else losses[module])
         if self.mode == "both":
             return
         self.steps_on_active += 1
@@ -85,10 +87,11 @@ class AdaptiveAlternating(L.Callback):
             pl_module.stepping = self.stepping()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.stage != self.stage or pl_module.last_loss is None:
+        if pl_module.stage != self.stage or not pl_module.last_losses:
             return
-        loss = float(trainer.strategy.reduce(pl_module.last_loss.detach(), reduce_op="mean"))
-        self.record(loss, trainer.global_step)
+        # reduced over ranks, so every rank takes the same decision
+        losses = {m: float(trainer.strategy.reduce(v, reduce_op="mean")) for m, v in pl_module.last_losses.items()}
+        self.record(losses, trainer.global_step)
         pl_module.log_dict({
             "alternating/active_is_sasrec": float(self.active == "sasrec"),
             "alternating/switches": float(self.switches),

@@ -89,7 +89,8 @@ class TrainingStages(L.Callback):
             self.transitions.append({"stage": self.stage, "epoch": trainer.current_epoch, "step": trainer.global_step})
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        if trainer.sanity_checking or self.stage is None or self.monitor not in trainer.callback_metrics:
+        if trainer.state.fn != "fit" or trainer.sanity_checking or self.stage is None \
+                or self.monitor not in trainer.callback_metrics:
             return
         value = float(trainer.callback_metrics[self.monitor])
         if value > self.best.get(self.stage, float("-inf")):

@@ -15,6 +15,7 @@ from ur4rec.data.preprocessing import SequenceSplits, prepare_splits
 from ur4rec.data.readers import RawDataset, read_dataset
 from ur4rec.features.tables import FeatureTables, build_feature_tables
 from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL
+from ur4rec.features.texts import build_texts
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -47,13 +48,16 @@ class UR4RecDataModule(L.LightningDataModule):
         eval_batch_size: users per validation/test batch.
         train_negatives: negatives per training position (for BCE/BPR; 0 for cross-entropy).
         num_sampled_negatives: negatives per user for the sampled evaluation protocol.
-        seed: shuffling seed (per epoch) and sampled-negative seed.
+        seed: shuffling seed (with the epoch); the CLI links it to ``seed_everything``.
+        sampled_negatives_seed: seed of the sampled-protocol negatives, kept fixed across runs and seeds.
         num_workers: dataloader worker processes.
         features: build the text and image feature tables (needed by the retriever; linked by the CLI).
         llm_dir: folder with ``user_preferences.json`` / ``item_descriptions.json`` from ``cli.py generate``.
         text_model: sentence-transformers model (hub name or folder) for user and item texts.
         image_encoder: ``descriptor`` (no weights needed) or ``clip`` (with ``image_model``, a hub name or folder).
         feature_cache_dir: embedding cache; rebuilding after a text change re-embeds only that text.
+        user_text_holdout: template user profiles describe the training items before the latest this
+            many, the transitions the retriever trains on (linked to ``model.retriever_positions``).
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class UR4RecDataModule(L.LightningDataModule):
         train_negatives: int = 0,
         num_sampled_negatives: int = 99,
         seed: int = 42,
+        sampled_negatives_seed: int = 0,
         num_workers: int = 0,
         download_url: str = ML100K_URL,
         download_md5: str | None = ML100K_MD5,
@@ -76,6 +81,7 @@ class UR4RecDataModule(L.LightningDataModule):
         image_encoder: str = "descriptor",
         image_model: str | None = None,
         feature_cache_dir: str = ".cache/features",
+        user_text_holdout: int = 10,
     ):
         super().__init__()
         if min_user_interactions < 3:
@@ -103,7 +109,7 @@ class UR4RecDataModule(L.LightningDataModule):
             every_item = [np.append(h, [v, t]) for h, v, t in
                           zip(self.splits.train, self.splits.valid_target, self.splits.test_target)]
             self.sampled_negatives = draw_sampled_negatives(
-                every_item, self.splits.num_items, hp.num_sampled_negatives, hp.seed)
+                every_item, self.splits.num_items, hp.num_sampled_negatives, hp.sampled_negatives_seed)
         return self.splits
 
     def setup(self, stage: str | None = None) -> None:
@@ -127,9 +133,10 @@ class UR4RecDataModule(L.LightningDataModule):
             raise RuntimeError("features are disabled: set data.features=true (the CLI links it to model.experts)")
         if self._features is None:
             splits, hp = self.load(), self.hparams
+            texts = build_texts(self.raw, splits.without_latest(hp.user_text_holdout), hp.llm_dir)
             self._features = build_feature_tables(
-                self.raw, splits, llm_dir=hp.llm_dir, text_model=hp.text_model, image_encoder=hp.image_encoder,
-                image_model=hp.image_model, cache_dir=hp.feature_cache_dir)
+                self.raw, splits, text_model=hp.text_model, image_encoder=hp.image_encoder,
+                image_model=hp.image_model, cache_dir=hp.feature_cache_dir, texts=texts)
         return self._features
 
     @property
@@ -166,4 +173,4 @@ class UR4RecDataModule(L.LightningDataModule):
         hp = self.hparams
         dataset = EvalDataset(histories, targets, self.sampled_negatives, hp.max_seq_len, self._user_text())
         return DataLoader(dataset, batch_size=hp.eval_batch_size, shuffle=False, collate_fn=collate_eval,
-                          num_workers=hp.num_workers, generator=torch.Generator().manual_seed(hp.seed))
+                          num_workers=hp.num_workers)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,14 @@ class SequenceSplits:
     def test_history(self, user: int) -> np.ndarray:
         """Items visible when predicting the test target (training items, then the validation item)."""
         return np.append(self.train[user], self.valid_target[user])
+
+    def without_latest(self, count: int) -> SequenceSplits:
+        """The same splits with each training sequence cut before its latest ``count`` items.
+
+        User texts describe this view, so the retriever's training targets (the latest ``count``
+        training transitions) are never named in the text it reads, as at evaluation time.
+        """
+        return replace(self, train=[t[: max(len(t) - count, 0)] for t in self.train])
 
     def item_index(self) -> dict[int, int]:
         """Raw item id -> remapped id."""

@@ -97,7 +97,10 @@ def item_jobs(dataset: RawDataset, splits: SequenceSplits) -> list[Job]:
 
 
 def user_jobs(dataset: RawDataset, splits: SequenceSplits, min_rating: float) -> list[Job]:
-    """One job per user of the splits, built from ``splits.train[u]`` only (never the valid/test items)."""
+    """One job per user with a non-empty ``splits.train[u]``, built from it only (never the valid/test items).
+
+    A user with nothing to describe gets no job; training falls back to the template profile.
+    """
     from ur4rec.data.preprocessing import filter_ratings
 
     kept = filter_ratings(dataset.ratings, min_rating, 0)
@@ -107,6 +110,8 @@ def user_jobs(dataset: RawDataset, splits: SequenceSplits, min_rating: float) ->
     for u, raw_user in enumerate(splits.raw_user_ids):
         raw_user = int(raw_user)
         recent = np.asarray(splits.train[u])[::-1][:MAX_HISTORY]
+        if not len(recent):
+            continue
         history = []
         for item in recent:
             raw_item = int(splits.raw_item_ids[item])

@@ -17,10 +17,10 @@ def full_ranking_ranks(scores: torch.Tensor, target: torch.Tensor, history: torc
     ranks last and NaN item scores rank above the target.
     """
     target_score = scores.gather(1, target[:, None]).nan_to_num(nan=float("-inf"))  # (B, 1)
-    masked = scores.scatter(1, history, float("-inf"))
-    masked[:, 0] = float("-inf")
-    masked.scatter_(1, target[:, None], target_score)
-    return ((masked >= target_score) | masked.isnan()).sum(1) - 1  # (B,)
+    competing = torch.ones_like(scores, dtype=torch.bool).scatter_(1, history, False)  # (B, N + 1)
+    competing[:, 0] = False
+    competing.scatter_(1, target[:, None], True)
+    return (((scores >= target_score) | scores.isnan()) & competing).sum(1) - 1  # (B,)
 
 
 def sampled_ranks(scores: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,21 @@ def test_test_subcommand_scores_with_the_fused_model(workdir, monkeypatch):
     metrics = cli.trainer.callback_metrics
     assert cli.model.score_mode == "fused"
     assert {"test/ndcg@10", "test/hit@10_sampled", "test/router_preference", "test/router_image"} <= set(metrics)
+
+
+def test_predict_explains_fused_recommendations(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    if not (workdir / "checkpoints/straight/last.ckpt").exists():
+        fit(workdir, "straight")
+    main(["predict", "--config", str(REPO / "configs/ur4rec.yaml"), "--config", str(workdir / "stages.yaml"),
+          f"--data.data_dir={workdir / 'data'}", f"--data.feature_cache_dir={workdir / 'cache'}", "--run_name=straight",
+          "--data.num_sampled_negatives=20", "--model.hidden_size=16", "--model.retriever_hidden_size=16",
+          "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--ckpt_path=last", "--model.top_k=3",
+          "--data.predict_users=[1, 2]", "--predictions.output_path=recs.jsonl"])
+    rows = [json.loads(line) for line in (workdir / "recs.jsonl").read_text().splitlines()]
+    assert len(rows) == 6
+    for row in rows:
+        assert row["sasrec_score"] + row["retriever_score"] == pytest.approx(row["score"], abs=1e-4)
+        weights = [row[f"router_{e}"] for e in ("preference", "description", "image")]
+        assert sum(weights) == pytest.approx(1.0, abs=1e-5)
+    assert [r["score"] for r in rows[:3]] == sorted((r["score"] for r in rows[:3]), reverse=True)

@@ -8,6 +8,7 @@ import sys
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from ur4rec.callbacks.predictions import RecommendationWriter
 from ur4rec.callbacks.rng import RNGStateCheckpoint
 from ur4rec.data.datamodule import UR4RecDataModule
 from ur4rec.module import UR4RecModule
@@ -67,6 +68,7 @@ class UR4RecCLI(LightningCLI):
         })
         parser.link_arguments("run_name", "checkpoint.dirpath", compute_fn=checkpoint_dir)
         parser.add_lightning_class_args(RNGStateCheckpoint, "rng_state")
+        parser.add_lightning_class_args(RecommendationWriter, "predictions")  # used by `predict` only
         parser.link_arguments("seed_everything", "data.seed", compute_fn=shuffle_seed)
         parser.link_arguments("data.max_seq_len", "model.max_seq_len")
         parser.link_arguments("model.loss", "data.train_negatives", compute_fn=negatives_for_loss)

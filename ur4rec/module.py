@@ -61,6 +61,7 @@ class UR4RecModule(L.LightningModule):
         sasrec_optimizer, retriever_optimizer: build each module's optimizer from its parameters.
         gradient_clip_val: max gradient norm per optimizer (None disables clipping).
         eval_ks: cut-offs for Hit@K and NDCG@K.
+        top_k: recommendations per user from ``predict``.
     """
 
     def __init__(
@@ -93,6 +94,7 @@ class UR4RecModule(L.LightningModule):
         retriever_optimizer: OptimizerCallable = _adam_slow,
         gradient_clip_val: float | None = 1.0,
         eval_ks: tuple[int, ...] = (5, 10, 20),
+        top_k: int = 10,
     ):
         super().__init__()
         if loss not in LOSSES:
@@ -173,16 +175,24 @@ class UR4RecModule(L.LightningModule):
         """Retriever scores for user states (B, D) and preference vectors (B, Dt)."""
         return self.retriever(states, user_text, self.item_text, self.item_image, self.image_mask)
 
-    def score_batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, RetrieverOutput | None]:
-        """Scores of every item for each user's visible window: (B, N + 1) per ``score_mode``; column 0 = padding."""
+    def score_parts(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, RetrieverOutput | None]:
+        """The SASRec and retriever terms of each item's score per ``score_mode``, both (B, N + 1).
+
+        Their sum is the ranking score; a term that takes no part in the current mode is zero.
+        """
         states = self.sasrec.user_state(batch["input"])  # (B, D)
         sasrec_scores = self.sasrec.score_all(states)  # (B, N + 1)
         if self.retriever is None or self.score_mode == "sasrec":
-            return sasrec_scores, None
+            return sasrec_scores, torch.zeros_like(sasrec_scores), None
         out = self.retrieve(states, batch["user_text"])
         if self.score_mode == "retriever":
-            return out.scores, out
-        return self.fusion(sasrec_scores, out.scores), out
+            return torch.zeros_like(out.scores), out.scores, out
+        return (*self.fusion.parts(sasrec_scores, out.scores), out)
+
+    def score_batch(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, RetrieverOutput | None]:
+        """Scores of every item for each user's visible window: (B, N + 1); column 0 = padding."""
+        sasrec, retriever, out = self.score_parts(batch)
+        return sasrec + retriever, out
 
     # ------------------------------------------------------------------------------------------ training
 
@@ -272,6 +282,19 @@ class UR4RecModule(L.LightningModule):
         if out is not None:
             for e, expert in enumerate(self.retriever.experts):
                 self.log(f"{split}/router_{expert}", out.weights[:, e].mean(), batch_size=batch_size)
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
+        """Top-``top_k`` items per user, never one already seen, with the score split into its SASRec and
+        retriever terms and the router's expert weights (B, E) when a retriever takes part."""
+        sasrec, retriever, out = self.score_parts(batch)
+        scores = (sasrec + retriever).scatter(1, batch["history"], float("-inf"))  # (B, N + 1)
+        scores[:, 0] = float("-inf")
+        top, items = scores.topk(self.hparams.top_k, dim=1)  # (B, K)
+        prediction = {"user": batch["user"], "items": items, "score": top, "sasrec": sasrec.gather(1, items),
+                      "retriever": retriever.gather(1, items)}
+        if out is not None:
+            prediction["router"] = out.weights
+        return prediction
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_metrics)

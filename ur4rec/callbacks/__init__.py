@@ -2,7 +2,8 @@
 
 from ur4rec.callbacks.alternating import AdaptiveAlternating
 from ur4rec.callbacks.curriculum import CurriculumWeights
+from ur4rec.callbacks.predictions import RecommendationWriter
 from ur4rec.callbacks.rng import RNGStateCheckpoint
 from ur4rec.callbacks.stages import TrainingStages
 
-__all__ = ["AdaptiveAlternating", "CurriculumWeights", "RNGStateCheckpoint", "TrainingStages"]
+__all__ = ["AdaptiveAlternating", "CurriculumWeights", "RecommendationWriter", "RNGStateCheckpoint", "TrainingStages"]

@@ -9,7 +9,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from ur4rec.data.datasets import EvalDataset, TrainSequenceDataset, collate_eval, draw_sampled_negatives
+from ur4rec.data.datasets import (
+    EvalDataset, PredictDataset, TrainSequenceDataset, collate_eval, draw_sampled_negatives,
+)
 from ur4rec.data.download import ML100K_MD5, ML100K_URL, ensure_dataset
 from ur4rec.data.preprocessing import SequenceSplits, prepare_splits
 from ur4rec.data.readers import RawDataset, read_dataset
@@ -58,6 +60,7 @@ class UR4RecDataModule(L.LightningDataModule):
         feature_cache_dir: embedding cache; rebuilding after a text change re-embeds only that text.
         user_text_holdout: template user profiles describe the training items before the latest this
             many, the transitions the retriever trains on (linked to ``model.retriever_positions``).
+        predict_users: raw user ids to recommend for with ``predict`` (default: every user).
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class UR4RecDataModule(L.LightningDataModule):
         image_model: str | None = None,
         feature_cache_dir: str = ".cache/features",
         user_text_holdout: int = 10,
+        predict_users: list[int] | None = None,
     ):
         super().__init__()
         if min_user_interactions < 3:
@@ -168,6 +172,30 @@ class UR4RecDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         s = self.load()
         return self._eval_loader([s.test_history(u) for u in range(s.num_users)], s.test_target)
+
+    def predict_dataloader(self) -> DataLoader:
+        """Every requested user with all their known interactions (recommend what comes next)."""
+        s, hp = self.load(), self.hparams
+        if hp.predict_users is None:
+            users = list(range(s.num_users))
+        else:
+            index = s.user_index()
+            unknown = [u for u in hp.predict_users if u not in index]
+            if unknown:
+                raise ValueError(f"data.predict_users: unknown raw user id(s) {unknown[:10]} in {hp.data_dir} "
+                                 f"(after filtering with min_rating={hp.min_rating}, "
+                                 f"min_user_interactions={hp.min_user_interactions})")
+            users = [index[u] for u in hp.predict_users]
+        histories = [np.append(s.test_history(u), s.test_target[u]) for u in range(s.num_users)]
+        dataset = PredictDataset(users, histories, hp.max_seq_len, self._user_text())
+        return DataLoader(dataset, batch_size=hp.eval_batch_size, shuffle=False, collate_fn=collate_eval,
+                          num_workers=hp.num_workers)
+
+    def item_titles(self) -> list[str]:
+        """Title of every remapped item (index 0 = padding, ``""``)."""
+        s = self.load()
+        titles = dict(zip(self.raw.items["item"].tolist(), self.raw.items["title"].tolist()))
+        return [""] + [str(titles.get(int(raw), "")) for raw in s.raw_item_ids[1:]]
 
     def _eval_loader(self, histories: list[np.ndarray], targets: np.ndarray) -> DataLoader:
         hp = self.hparams

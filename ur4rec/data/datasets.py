@@ -96,6 +96,28 @@ class EvalDataset(Dataset):
         return sample
 
 
+class PredictDataset(Dataset):
+    """One sample per requested user: everything they interacted with (train, validation and test
+    items) as ``history`` (excluded from the recommendations), its last ``max_seq_len`` as ``input``."""
+
+    def __init__(self, users: list[int], histories: list[np.ndarray], max_seq_len: int,
+                 user_text: torch.Tensor | None = None):
+        self.users = users
+        self.histories = [torch.as_tensor(histories[u], dtype=torch.long) for u in users]
+        self.inputs = torch.stack([left_pad(histories[u], max_seq_len) for u in users])  # (R, L)
+        self.user_text = user_text
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        user = self.users[index]
+        sample = {"user": torch.tensor(user), "input": self.inputs[index], "history": self.histories[index]}
+        if self.user_text is not None:
+            sample["user_text"] = self.user_text[user]
+        return sample
+
+
 def collate_eval(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     """Stack fixed-size fields; right-pad ``history`` with 0 to the longest in the batch: (B, H)."""
     batch = {key: torch.stack([s[key] for s in samples]) for key in samples[0] if key != "history"}

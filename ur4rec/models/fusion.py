@@ -32,15 +32,19 @@ class ScoreFusion(nn.Module):
     def sasrec_weight(self) -> torch.Tensor:
         return torch.sigmoid(self.weight_logit)
 
-    def forward(self, sasrec_scores: torch.Tensor, retriever_scores: torch.Tensor) -> torch.Tensor:
-        """Both (..., N + 1), column 0 = padding -> fused log-scores (..., N + 1) with column 0 = -inf.
+    def parts(self, sasrec_scores: torch.Tensor, retriever_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The SASRec and retriever terms of the fused score, each (..., N + 1) with column 0 = -inf.
 
         Only the real items (columns 1..N) enter the arithmetic, and log-probabilities are floored at
         ``MIN_LOG_PROB`` (an item no expert can score is -inf), so no -inf ever meets the weight.
         """
         w = self.sasrec_weight
-        sasrec = sasrec_scores[..., 1:].log_softmax(-1).clamp(min=MIN_LOG_PROB)
-        retriever = retriever_scores[..., 1:].log_softmax(-1).clamp(min=MIN_LOG_PROB)
-        fused = w * sasrec + (1 - w) * retriever
-        padding = fused.new_full((*fused.shape[:-1], 1), float("-inf"))
-        return torch.cat([padding, fused], dim=-1)
+        sasrec = w * sasrec_scores[..., 1:].log_softmax(-1).clamp(min=MIN_LOG_PROB)
+        retriever = (1 - w) * retriever_scores[..., 1:].log_softmax(-1).clamp(min=MIN_LOG_PROB)
+        padding = sasrec.new_full((*sasrec.shape[:-1], 1), float("-inf"))
+        return torch.cat([padding, sasrec], dim=-1), torch.cat([padding, retriever], dim=-1)
+
+    def forward(self, sasrec_scores: torch.Tensor, retriever_scores: torch.Tensor) -> torch.Tensor:
+        """Both (..., N + 1), column 0 = padding -> fused log-scores (..., N + 1) with column 0 = -inf."""
+        sasrec, retriever = self.parts(sasrec_scores, retriever_scores)
+        return sasrec + retriever

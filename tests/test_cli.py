@@ -114,3 +114,26 @@ def test_wandb_logger_runs_offline_without_a_key(workdir, monkeypatch):
     history = next(runs[0].glob("*.wandb")).read_bytes()
     assert b"val/ndcg@10" in history and b"train/loss" in history
     assert (workdir / "logs/wb/version_0/metrics.csv").exists()  # the CSV logger stays first
+
+
+def test_nonfinite_losses_are_skipped_then_stop_the_run_with_a_checkpoint(workdir, monkeypatch):
+    """Losses turn NaN from the 3rd batch on: two steps happen, NaN batches change nothing, and the
+    run stops after max_nonfinite_steps with the last good weights in on_exception.ckpt."""
+    from ur4rec.module import UR4RecModule
+
+    original = UR4RecModule.compute_losses
+    calls = {"n": 0}
+
+    def poisoned(self, batch):
+        losses = original(self, batch)
+        calls["n"] += 1
+        if calls["n"] > 2:
+            losses["total"] = losses["total"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(UR4RecModule, "compute_losses", poisoned)
+    with pytest.raises(FloatingPointError, match="3 consecutive batches had a non-finite loss"):
+        fit("nan", 3, "--model.max_nonfinite_steps=3")
+    saved = torch.load(workdir / "checkpoints/nan/on_exception.ckpt", weights_only=True)
+    assert saved["global_step"] == 2  # only the two finite batches stepped
+    assert all(torch.isfinite(t).all() for t in saved["state_dict"].values())

@@ -8,6 +8,7 @@ import sys
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from ur4rec.callbacks.exception import ExceptionCheckpoint
 from ur4rec.callbacks.predictions import RecommendationWriter
 from ur4rec.callbacks.rng import RNGStateCheckpoint
 from ur4rec.data.datamodule import UR4RecDataModule
@@ -67,6 +68,8 @@ class UR4RecCLI(LightningCLI):
             "checkpoint.auto_insert_metric_name": False,
         })
         parser.link_arguments("run_name", "checkpoint.dirpath", compute_fn=checkpoint_dir)
+        parser.add_lightning_class_args(ExceptionCheckpoint, "exception_checkpoint")
+        parser.link_arguments("run_name", "exception_checkpoint.dirpath", compute_fn=checkpoint_dir)
         parser.add_lightning_class_args(RNGStateCheckpoint, "rng_state")
         parser.add_lightning_class_args(RecommendationWriter, "predictions")  # used by `predict` only
         parser.link_arguments("seed_everything", "data.seed", compute_fn=shuffle_seed)

@@ -62,6 +62,8 @@ class UR4RecModule(L.LightningModule):
         gradient_clip_val: max gradient norm per optimizer (None disables clipping).
         eval_ks: cut-offs for Hit@K and NDCG@K.
         top_k: recommendations per user from ``predict``.
+        max_nonfinite_steps: a batch whose loss is NaN/inf is skipped (no optimizer steps); this many
+            in a row stop the run (the on-exception checkpoint then holds the last good weights).
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class UR4RecModule(L.LightningModule):
         gradient_clip_val: float | None = 1.0,
         eval_ks: tuple[int, ...] = (5, 10, 20),
         top_k: int = 10,
+        max_nonfinite_steps: int = 10,
     ):
         super().__init__()
         if loss not in LOSSES:
@@ -126,6 +129,8 @@ class UR4RecModule(L.LightningModule):
         self.score_mode = "sasrec"
         self.aux_loss_scale = 1.0  # set by CurriculumWeights
         self.last_losses: dict[str, torch.Tensor] = {}  # each module's own loss on the last batch
+        self.nonfinite_steps = 0  # skipped batches so far
+        self.consecutive_nonfinite = 0
         self.val_metrics = nn.ModuleDict({**ranking_metrics(eval_ks), **ranking_metrics(eval_ks, "_sampled")})
         self.test_metrics = nn.ModuleDict({**ranking_metrics(eval_ks), **ranking_metrics(eval_ks, "_sampled")})
 
@@ -248,18 +253,37 @@ class UR4RecModule(L.LightningModule):
         optimizers = self.optimizers()
         optimizers = dict(zip(self.module_names, optimizers if isinstance(optimizers, list) else [optimizers]))
         losses = self.compute_losses(batch)
+        batch_size = batch["input"].shape[0]
+        if not self._all_ranks_finite(losses["total"]):
+            self._skip_nonfinite(batch_idx, batch_size)
+            return losses["total"]
+        self.consecutive_nonfinite = 0
         for optimizer in optimizers.values():
             optimizer.zero_grad(set_to_none=True)
         self.manual_backward(losses["total"])
         for name in self.stepping:
             optimizers[name].step()  # gradients are clipped in on_before_optimizer_step
         self.last_losses = {name: losses[name].detach() for name in self.module_names if name in losses}
-        batch_size = batch["input"].shape[0]
         self.log("train/loss", losses["total"], prog_bar=True, batch_size=batch_size)
         self.log_dict({f"train/loss_{k}": v for k, v in losses.items() if k != "total"}, batch_size=batch_size)
         if self.fusion is not None:
             self.log("train/fusion_weight", self.fusion.sasrec_weight, batch_size=batch_size)
         return losses["total"]
+
+    def _all_ranks_finite(self, loss: torch.Tensor) -> bool:
+        """True when the loss is finite on every rank (all ranks then skip or step together)."""
+        finite = torch.isfinite(loss.detach()).float()
+        return bool(self.all_gather(finite).min() > 0) if self.trainer.world_size > 1 else bool(finite)
+
+    def _skip_nonfinite(self, batch_idx: int, batch_size: int) -> None:
+        self.nonfinite_steps += 1
+        self.consecutive_nonfinite += 1
+        self.log("train/nonfinite_steps", float(self.nonfinite_steps), batch_size=batch_size)
+        if self.consecutive_nonfinite >= self.hparams.max_nonfinite_steps:
+            raise FloatingPointError(
+                f"{self.consecutive_nonfinite} consecutive batches had a non-finite loss (epoch "
+                f"{self.current_epoch}, batch {batch_idx}, stage {self.stage}); stopping. The weights are those "
+                "of the last finite step: see checkpoints/<run_name>/on_exception.ckpt")
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Clip here, after mixed-precision unscaling, rather than before ``step()``."""

@@ -2,8 +2,9 @@
 
 from ur4rec.callbacks.alternating import AdaptiveAlternating
 from ur4rec.callbacks.curriculum import CurriculumWeights
+from ur4rec.callbacks.exception import ExceptionCheckpoint
 from ur4rec.callbacks.predictions import RecommendationWriter
 from ur4rec.callbacks.rng import RNGStateCheckpoint
 from ur4rec.callbacks.stages import TrainingStages
 
-__all__ = ["AdaptiveAlternating", "CurriculumWeights", "RecommendationWriter", "RNGStateCheckpoint", "TrainingStages"]
+__all__ = ["AdaptiveAlternating", "CurriculumWeights", "ExceptionCheckpoint", "RecommendationWriter", "RNGStateCheckpoint", "TrainingStages"]

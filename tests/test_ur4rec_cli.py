@@ -105,3 +105,22 @@ def test_predict_explains_fused_recommendations(workdir, monkeypatch):
         weights = [row[f"router_{e}"] for e in ("preference", "description", "image")]
         assert sum(weights) == pytest.approx(1.0, abs=1e-5)
     assert [r["score"] for r in rows[:3]] == sorted((r["score"] for r in rows[:3]), reverse=True)
+
+
+def test_report_plots_and_tables_match_the_logs(workdir, monkeypatch):
+    import pandas as pd
+    from PIL import Image
+
+    monkeypatch.chdir(workdir)
+    if not (workdir / "checkpoints/straight/last.ckpt").exists():
+        fit(workdir, "straight")
+    assert main(["report", "--run_dir", "logs/straight", "--checkpoint", "checkpoints/straight/last.ckpt",
+                 "--output_dir", "rep"]) == 0
+    for name in ("loss.png", "validation.png", "alternating.png", "router.png"):
+        with Image.open(workdir / "rep" / name) as image:
+            assert image.format == "PNG" and image.size[0] > 100
+    table = (workdir / "rep/report.md").read_text()
+    metrics = pd.concat([pd.read_csv(p) for p in sorted((workdir / "logs/straight").glob("version_*/metrics.csv"))])
+    for stage in ("pretrain_sasrec", "pretrain_retriever", "joint_finetune", "end_to_end"):
+        best = metrics[f"val_{stage}/ndcg@10"].max()
+        assert f"| {stage} |" in table and f"{best:.4f}" in table

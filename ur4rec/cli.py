@@ -20,6 +20,7 @@ CHECKPOINT_ROOT = "checkpoints"
 EXTRA_COMMANDS = {
     "generate": "ur4rec.llm.generate",  # LLM user preferences and item descriptions
     "features": "ur4rec.features.report",  # per-source counts of texts and posters
+    "report": "ur4rec.report",  # plots and a Markdown summary of a finished run
 }
 
 

@@ -3,7 +3,9 @@
     python -m ur4rec.seeds --run_name sasrec --seeds 0 1 2 -- --config configs/sasrec.yaml --data.data_dir ../shared/data/ml-100k
 
 Everything after ``--`` is passed to ``cli.py fit``. Each seed trains as run ``<run_name>-seed<k>``
-and is tested on its best validation checkpoint (selection never looks at the test split).
+and is tested on its best validation checkpoint (selection never looks at the test split), and on
+any other checkpoint named with ``--also_test`` (e.g. ``best-end_to_end``, the best fused model of
+the last stage), reported with that name as a prefix.
 """
 
 from __future__ import annotations
@@ -12,28 +14,40 @@ import argparse
 import statistics
 import time
 
+from ur4rec.callbacks.alternating import AdaptiveAlternating
 from ur4rec.cli import main as cli_main
 
 REPORTED = ("test/hit@10", "test/ndcg@10", "test/hit@20", "test/ndcg@20", "test/mrr", "test/hit@10_sampled",
             "test/ndcg@10_sampled")
 
 
-def fit_and_test(fit_args: list[str], seed: int, run_name: str) -> dict[str, float]:
-    """One seed: fit, then test the best checkpoint by ``val/ndcg@10``; returns test metrics, epochs and seconds."""
+def fit_and_test(fit_args: list[str], seed: int, run_name: str, also_test: tuple[str, ...] = ()) -> dict[str, float]:
+    """One seed: fit, then test the best checkpoint by ``val/ndcg@10`` (and ``also_test`` ones).
+
+    Returns test metrics, epochs, seconds, optimizer steps (and steps per module when alternating)."""
     start = time.perf_counter()
     cli = cli_main(["fit", *fit_args, f"--seed_everything={seed}", f"--run_name={run_name}-seed{seed}"])
     trainer = cli.trainer
-    trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path="best", verbose=False)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-    metrics["epochs"] = trainer.current_epoch
-    metrics["seconds"] = time.perf_counter() - start
+    metrics: dict[str, float] = {"epochs": trainer.current_epoch, "optimizer_steps": trainer.global_step,
+                                 "seconds": time.perf_counter() - start}
+    for callback in trainer.callbacks:
+        if isinstance(callback, AdaptiveAlternating):
+            metrics.update({f"joint_steps_{m}": n for m, n in callback.steps.items()}, switches=callback.switches)
+    checkpoint_dir = trainer.checkpoint_callback.dirpath
+    for name in ("best", *also_test):
+        trainer.test(cli.model, datamodule=cli.datamodule, verbose=False,
+                     ckpt_path="best" if name == "best" else f"{checkpoint_dir}/{name}.ckpt")
+        prefix = "" if name == "best" else f"{name}:"
+        metrics.update({prefix + k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
     return metrics
 
 
-def summarize(runs: list[dict[str, float]], keys=REPORTED) -> str:
+def summarize(runs: list[dict[str, float]], also_test: tuple[str, ...] = ()) -> str:
     """A Markdown table: one row per metric with mean ± std over seeds and each seed's value."""
+    keys = [*REPORTED, *(f"{name}:{k}" for name in also_test for k in REPORTED)]
+    extra = sorted({k for r in runs for k in r if k.startswith(("joint_steps_", "switches"))})
     lines = ["| metric | mean ± std | per seed |", "|---|---|---|"]
-    for key in (*keys, "epochs", "seconds"):
+    for key in (*keys, "epochs", "optimizer_steps", *extra, "seconds"):
         values = [r[key] for r in runs if key in r]
         if not values:
             continue
@@ -47,12 +61,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--run_name", required=True, help="runs are named <run_name>-seed<k>")
+    parser.add_argument("--also_test", nargs="*", default=[], help="checkpoint names to test besides the best")
     parser.add_argument("fit_args", nargs=argparse.REMAINDER, help="arguments for cli.py fit, after --")
     args = parser.parse_args(argv)
     fit_args = [a for a in args.fit_args if a != "--"]
-    runs = [fit_and_test(fit_args, seed, args.run_name) for seed in args.seeds]
+    runs = [fit_and_test(fit_args, seed, args.run_name, tuple(args.also_test)) for seed in args.seeds]
     print(f"seeds {args.seeds}; cli.py fit {' '.join(fit_args)}")
-    print(summarize(runs))
+    print(summarize(runs, tuple(args.also_test)))
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ def test_four_stages_then_resume_mid_stage_matches(workdir, monkeypatch):
         straight.datamodule.train_dataloader())
     for stage in ("pretrain_sasrec", "pretrain_retriever", "joint_finetune", "end_to_end"):
         assert (workdir / f"checkpoints/straight/best-{stage}.ckpt").exists()
+    hparams = (workdir / "logs/straight/version_0/hparams.yaml").read_text()
+    assert "features/image_encoder: descriptor-v1" in hparams and "all-MiniLM-L6-v2" in hparams
 
     fit(workdir, "resumed", "--trainer.max_epochs=3")  # stops inside joint_finetune
     midway = torch.load(workdir / "checkpoints/resumed/last.ckpt", weights_only=True)

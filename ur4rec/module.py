@@ -158,7 +158,11 @@ class UR4RecModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if self.retriever is not None and datamodule is not None:
-            self.load_item_features(datamodule.features)
+            tables = datamodule.features
+            self.load_item_features(tables)
+            if self.logger is not None:  # which encoders produced this run's features
+                self.logger.log_hyperparams({"features/text_model": tables.text_model,
+                                             "features/image_encoder": tables.image_encoder})
 
     def load_item_features(self, tables) -> None:
         """Copy the DataModule's item tables (text, image, mask) into the module's buffers."""

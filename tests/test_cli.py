@@ -81,7 +81,7 @@ MAIN_CONFIGS = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "configs")
 # overlays: logger fragments go on the SASRec config, experiment ablations on the UR4Rec config
 OVERLAYS = [["configs/sasrec.yaml", p.relative_to(REPO).as_posix()] for p in (REPO / "configs/logger").glob("*.yaml")]
 OVERLAYS += [["configs/ur4rec.yaml", p.relative_to(REPO).as_posix()]
-             for p in sorted((REPO / "configs/experiments").glob("*.yaml"))]
+             for p in sorted((REPO / "configs/experiments").glob("*.yaml")) + sorted((REPO / "configs/trainer").glob("*.yaml"))]
 
 
 @pytest.mark.parametrize("configs", [[c] for c in MAIN_CONFIGS] + OVERLAYS)

@@ -87,3 +87,14 @@ def test_batches_carry_aligned_user_text_vectors(tmp_path):
     np.testing.assert_array_equal(module.features.raw_item_ids, splits.raw_item_ids)
     with pytest.raises(RuntimeError, match="features are disabled"):
         UR4RecDataModule(str(tmp_path / "data")).features
+
+
+def test_rank_shards_cover_every_user_once_in_evaluation_and_pad_in_training():
+    from ur4rec.data.datamodule import ShardSampler
+
+    shards = [list(ShardSampler(11, rank, 3)) for rank in range(3)]
+    assert sorted(i for shard in shards for i in shard) == list(range(11))
+    train = [EpochShuffleSampler(11, seed=5, rank=rank, world_size=3) for rank in range(3)]
+    orders = [list(s) for s in train]
+    assert [len(o) for o in orders] == [4, 4, 4] and set(sum(orders, [])) == set(range(11))
+    assert sorted(sum(orders, [])) != list(range(11))  # one index repeats to even out the ranks

@@ -54,6 +54,7 @@ class UR4RecCLI(LightningCLI):
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("trainer_defaults", {
             "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "logs"}},
+            "use_distributed_sampler": False,  # the DataModule shards users across ranks itself
         })
         super().__init__(UR4RecModule, UR4RecDataModule, *args, **kwargs)
 

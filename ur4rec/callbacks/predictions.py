@@ -26,6 +26,8 @@ class RecommendationWriter(BasePredictionWriter):
         self.output_path = output_path
 
     def write_on_epoch_end(self, trainer, pl_module, predictions, batch_indices) -> None:
+        if not trainer.is_global_zero:  # every rank predicts every requested user; rank 0 writes
+            return
         datamodule = trainer.datamodule
         splits, titles = datamodule.load(), datamodule.item_titles()
         experts = pl_module.retriever.experts if pl_module.retriever is not None else ()

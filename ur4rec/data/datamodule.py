@@ -21,20 +21,39 @@ from ur4rec.features.texts import build_texts
 
 
 class EpochShuffleSampler(Sampler[int]):
-    """A permutation of ``range(n)`` that depends only on ``seed`` and the epoch (set by Lightning)."""
+    """A permutation of ``range(n)`` that depends only on ``seed`` and the epoch (set by Lightning).
 
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
+    With ``world_size`` > 1 each rank takes every ``world_size``-th index of the same permutation,
+    padded by wrapping so every rank runs the same number of batches (DDP needs that).
+    """
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world_size: int = 1):
+        self.n, self.seed, self.epoch, self.rank, self.world_size = n, seed, 0, rank, world_size
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=generator).tolist())
+        order = torch.randperm(self.n, generator=generator).tolist()
+        order += order[: len(self) * self.world_size - self.n]  # pad to a multiple of world_size
+        return iter(order[self.rank::self.world_size])
 
     def __len__(self) -> int:
-        return self.n
+        return -(-self.n // self.world_size)
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + world_size, ...`` of ``range(n)``: every user on exactly one rank, no padding."""
+
+    def __init__(self, n: int, rank: int = 0, world_size: int = 1):
+        self.indices = list(range(rank, n, world_size))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
 class UR4RecDataModule(L.LightningDataModule):
@@ -61,6 +80,9 @@ class UR4RecDataModule(L.LightningDataModule):
         user_text_holdout: template user profiles describe the training items before the latest this
             many, the transitions the retriever trains on (linked to ``model.retriever_positions``).
         predict_users: raw user ids to recommend for with ``predict`` (default: every user).
+
+    The loaders shard users across DDP ranks themselves (the CLI sets ``use_distributed_sampler=False``):
+    training pads to equal batch counts, evaluation counts every user exactly once.
     """
 
     def __init__(
@@ -156,12 +178,18 @@ class UR4RecDataModule(L.LightningDataModule):
 
     # ------------------------------------------------------------------------------------------ loaders
 
+    def _ranks(self) -> tuple[int, int]:
+        """(rank, world size) of the attached trainer; (0, 1) outside one."""
+        trainer = getattr(self, "trainer", None)
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
     def train_dataloader(self) -> DataLoader:
         s, hp = self.load(), self.hparams
         dataset = TrainSequenceDataset(s.train, s.num_items, hp.max_seq_len, hp.train_negatives, self._user_text())
         # The loader's own generator keeps iterator creation from drawing on the global RNG, which is
         # checkpointed for dropout and negatives (see RNGStateCheckpoint).
-        return DataLoader(dataset, batch_size=hp.batch_size, sampler=EpochShuffleSampler(len(dataset), hp.seed),
+        sampler = EpochShuffleSampler(len(dataset), hp.seed, *self._ranks())
+        return DataLoader(dataset, batch_size=hp.batch_size, sampler=sampler,
                           num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0,
                           generator=torch.Generator().manual_seed(hp.seed))
 
@@ -200,5 +228,6 @@ class UR4RecDataModule(L.LightningDataModule):
     def _eval_loader(self, histories: list[np.ndarray], targets: np.ndarray) -> DataLoader:
         hp = self.hparams
         dataset = EvalDataset(histories, targets, self.sampled_negatives, hp.max_seq_len, self._user_text())
-        return DataLoader(dataset, batch_size=hp.eval_batch_size, shuffle=False, collate_fn=collate_eval,
-                          num_workers=hp.num_workers)
+        # each user on exactly one rank (Lightning's DistributedSampler would pad with duplicates)
+        return DataLoader(dataset, batch_size=hp.eval_batch_size, sampler=ShardSampler(len(dataset), *self._ranks()),
+                          collate_fn=collate_eval, num_workers=hp.num_workers)

@@ -114,6 +114,12 @@ def test_wandb_logger_runs_offline_without_a_key(workdir, monkeypatch):
     history = next(runs[0].glob("*.wandb")).read_bytes()
     assert b"val/ndcg@10" in history and b"train/loss" in history
     assert (workdir / "logs/wb/version_0/metrics.csv").exists()  # the CSV logger stays first
+    run_id = (workdir / "checkpoints/wb/wandb_id").read_text().strip()
+    assert runs[0].name.endswith(run_id)
+    fit("wb", 2, "--config", str(REPO / "configs/logger/wandb.yaml"), "--ckpt_path=last")
+    wandb.finish()
+    resumed = sorted((workdir / "logs/wandb").glob("offline-run-*"))
+    assert len(resumed) == 2 and all(r.name.endswith(run_id) for r in resumed)  # the same W&B run continues
 
 
 def test_nonfinite_losses_are_skipped_then_stop_the_run_with_a_checkpoint(workdir, monkeypatch):

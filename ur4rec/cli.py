@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import secrets
 import sys
+from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
@@ -31,6 +33,17 @@ def checkpoint_dir(run_name: str) -> str:
 def shuffle_seed(seed_everything: int | bool | None) -> int:
     """The data order follows ``--seed_everything`` (an int); ``True``/``None`` fall back to 0."""
     return seed_everything if isinstance(seed_everything, int) and not isinstance(seed_everything, bool) else 0
+
+
+def wandb_run_id(directory: Path, resuming: bool) -> str:
+    """The W&B run id stored in ``directory/wandb_id`` when resuming, else a new one (then stored)."""
+    path = directory / "wandb_id"
+    if resuming and path.exists():
+        return path.read_text().strip()
+    run_id = secrets.token_hex(4)
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text(run_id + "\n")
+    return run_id
 
 
 def negatives_for_loss(loss: str) -> int:
@@ -84,13 +97,19 @@ class UR4RecCLI(LightningCLI):
         parser.link_arguments("data.image_dim", "model.image_dim", apply_on="instantiate")
 
     def before_instantiate_classes(self) -> None:
-        """Name every logger's run after ``run_name`` unless the config names it."""
+        """Name every logger's run after ``run_name`` unless the config names it, and give W&B runs
+        an id kept in ``checkpoints/<run_name>/wandb_id`` so a resumed fit continues the same W&B run."""
         config = self.config[self.subcommand] if self.subcommand else self.config
         loggers = config.trainer.logger
         for logger in loggers if isinstance(loggers, list) else [loggers]:
             init_args = getattr(logger, "init_args", None)
-            if init_args is not None and getattr(init_args, "name", None) in (None, "lightning_logs"):
+            if init_args is None:
+                continue
+            if getattr(init_args, "name", None) in (None, "lightning_logs"):
                 init_args.name = config.run_name
+            if "Wandb" in str(getattr(logger, "class_path", "")) and getattr(init_args, "id", None) is None:
+                init_args.id = wandb_run_id(Path(checkpoint_dir(config.run_name)),
+                                            resuming=bool(getattr(config, "ckpt_path", None)))
 
 
 def main(args: list[str] | None = None) -> UR4RecCLI | int:

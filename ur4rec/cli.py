@@ -10,7 +10,7 @@ from pathlib import Path
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
-from ur4rec.callbacks.exception import ExceptionCheckpoint
+from ur4rec.callbacks.checkpoints import ExceptionCheckpoint, LatestCheckpoint
 from ur4rec.callbacks.predictions import RecommendationWriter
 from ur4rec.callbacks.rng import RNGStateCheckpoint
 from ur4rec.data.datamodule import UR4RecDataModule
@@ -78,11 +78,13 @@ class UR4RecCLI(LightningCLI):
         parser.set_defaults({
             "checkpoint.monitor": "val/ndcg@10",
             "checkpoint.mode": "max",
-            "checkpoint.save_last": True,
+            "checkpoint.save_last": False,  # LatestCheckpoint writes last.ckpt every epoch
             "checkpoint.filename": "best-epoch{epoch:03d}",
             "checkpoint.auto_insert_metric_name": False,
         })
         parser.link_arguments("run_name", "checkpoint.dirpath", compute_fn=checkpoint_dir)
+        parser.add_lightning_class_args(LatestCheckpoint, "last_checkpoint")
+        parser.link_arguments("run_name", "last_checkpoint.dirpath", compute_fn=checkpoint_dir)
         parser.add_lightning_class_args(ExceptionCheckpoint, "exception_checkpoint")
         parser.link_arguments("run_name", "exception_checkpoint.dirpath", compute_fn=checkpoint_dir)
         parser.add_lightning_class_args(RNGStateCheckpoint, "rng_state")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -36,9 +37,12 @@ def shuffle_seed(seed_everything: int | bool | None) -> int:
 
 
 def wandb_run_id(directory: Path, resuming: bool) -> str:
-    """The W&B run id stored in ``directory/wandb_id`` when resuming, else a new one (then stored)."""
+    """The W&B run id stored in ``directory/wandb_id`` when resuming, else a new one (then stored).
+
+    DDP ranks other than 0 start after rank 0 and read the id it stored."""
     path = directory / "wandb_id"
-    if resuming and path.exists():
+    launched_rank = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+    if (resuming or launched_rank) and path.exists():
         return path.read_text().strip()
     run_id = secrets.token_hex(4)
     directory.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,7 @@ def test_batches_carry_aligned_user_text_vectors(tmp_path):
     assert module.features.item_text.shape == (splits.num_items + 1, 12)
     np.testing.assert_array_equal(module.features.raw_item_ids, splits.raw_item_ids)
     with pytest.raises(RuntimeError, match="features are disabled"):
-        UR4RecDataModule(str(tmp_path / "data")).features
+        UR4RecDataModule(str(tmp_path / "data")).build_features()
 
 
 def test_rank_shards_cover_every_user_once_in_evaluation_and_pad_in_training():

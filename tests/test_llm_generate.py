@@ -120,7 +120,7 @@ def test_user_prompts_never_contain_validation_or_test_items(data_dir, tmp_path,
     assert len(prompts) == len(USER_IDS)
     for prompt in prompts:
         assert "SECRET" not in prompt and "Low Rated" not in prompt
-    for u, train in TRAIN.items():  # each user's own training titles, most recent first
+    for train in TRAIN.values():  # each user's own training titles, most recent first
         expected = [TITLES[i] for i in reversed(train)]
         prompt = next(p for p in prompts if all(t in p for t in expected)
                       and all(TITLES[i] not in p for i in set(TITLES) - set(train)))

@@ -20,7 +20,7 @@ from typing import Sequence
 from ur4rec.data.preprocessing import prepare_splits
 from ur4rec.data.readers import read_dataset
 from ur4rec.features.image_embeddings import DescriptorImageEncoder, embed_images
-from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL, TextEncoder, embed_texts
+from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL, TEXT_BATCH_SIZE, TextEncoder, embed_texts
 from ur4rec.features.texts import build_texts, format_counts
 
 
@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--text_model", default=DEFAULT_TEXT_MODEL)
     parser.add_argument("--min_rating", type=float, default=4)
     parser.add_argument("--min_user_interactions", type=int, default=5)
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--batch_size", type=int, default=TEXT_BATCH_SIZE)
     parser.add_argument("--user_text_holdout", type=int, default=10, help="as data.user_text_holdout")
     parser.add_argument("--skip_text", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark's cache sub-folder")

@@ -12,7 +12,7 @@ import torch
 from ur4rec.data.preprocessing import SequenceSplits
 from ur4rec.data.readers import RawDataset
 from ur4rec.features.image_embeddings import ImageEncoder, embed_images, make_image_encoder
-from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL, TextEncoder, embed_texts
+from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL, TEXT_BATCH_SIZE, TextEncoder, embed_texts
 from ur4rec.features.texts import ITEM_SOURCES, USER_SOURCES, TextTables, build_texts
 
 
@@ -85,7 +85,7 @@ def build_feature_tables(
     cache_dir: str | Path | None = None,
     device: str = "cpu",
     texts: TextTables | None = None,
-    text_batch_size: int = 64,
+    text_batch_size: int = TEXT_BATCH_SIZE,
     image_batch_size: int = 32,
 ) -> FeatureTables:
     """Texts (:func:`build_texts`), their embeddings, and poster embeddings, aligned with ``splits``.

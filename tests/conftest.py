@@ -73,7 +73,7 @@ def tiny_ml100k_files() -> dict[str, bytes]:
 def _real(name: str) -> Path:
     path = REAL_DATA / name
     if not path.is_dir():
-        pytest.skip(f"real data not staged: ../shared/data not found ({path} is missing)")
+        pytest.skip(reason=f"real data not staged: ../shared/data not found ({path} is missing)")
     return path
 
 

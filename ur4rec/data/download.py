@@ -82,7 +82,8 @@ def download_dataset(data_dir: str | Path, url: str = ML100K_URL, md5: str | Non
                 zf.extractall(unpacked, members=members)
         except DownloadError:
             raise
-        # a garbled archive surfaces as any of these, from zipfile, zlib or the filesystem
+        # a garbled archive surfaces as any of these, from zipfile (NotImplementedError: unknown
+        # compression method), zlib or the filesystem
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError,
                 RuntimeError) as err:
             raise DownloadError(f"{url}: cannot unpack the zip archive ({type(err).__name__}: {err})") from err

@@ -13,3 +13,7 @@ class DataFormatError(ValueError):
         self.line = line
         where = f"{self.path}:{line}" if line is not None else f"{self.path}"
         super().__init__(f"{where}: {message}")
+
+
+class DataFormatWarning(UserWarning):
+    """A data file had rows that were repaired or dropped; the message names the file and counts them."""

@@ -5,7 +5,15 @@
 * ``ml-1m``: MovieLens-1M (``ratings.dat``, ``movies.dat``, ``users.dat``).
 
 Every reader returns a :class:`RawDataset` whose ratings keep the file order (the tie-break for equal
-timestamps). Malformed input raises :class:`DataFormatError` naming the file and line.
+timestamps). Malformed input raises :class:`DataFormatError` naming the file and line; so does a rating
+of an item id that the items file does not list (the two files do not belong together). A repeated
+(user, item) pair is not an error: as on MovieLens, where re-rating a movie replaces the old rating,
+only the latest row of each pair (by timestamp, then file order) is kept, and the rows dropped are
+counted in one :class:`DataFormatWarning`.
+
+Text files may start with a UTF-8 byte order mark and use LF, CRLF or CR line endings. The MovieLens
+metadata files are latin-1; a copy saved as UTF-8 (e.g. with Japanese or Cyrillic titles) is read as
+UTF-8 when the whole file is valid UTF-8.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ur4rec.data.errors import DataFormatError
+from ur4rec.data.errors import DataFormatError, DataFormatWarning
 
 ML100K_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
@@ -81,7 +89,6 @@ def read_dataset(root: str | Path) -> RawDataset:
 
 
 def read_ml100k(root: Path) -> RawDataset:
-    ratings = _read_ratings(root / "u.data", "\t", "utf-8")
     item_rows = _read_fields(root / "u.item", "|", 5 + len(ML100K_GENRES), "latin-1")
     items = []
     for line, fields in item_rows:
@@ -90,13 +97,15 @@ def read_ml100k(root: Path) -> RawDataset:
             raise DataFormatError(root / "u.item", f"genre flags must be 0 or 1, got {flags}", line)
         genres = tuple(g for g, f in zip(ML100K_GENRES, flags) if f == "1")
         items.append((_int(fields[0], root / "u.item", line, "item id", minimum=0), fields[1], genres, line))
+    items = _items_frame(items, root / "u.item")
+    ratings = _read_ratings(root / "u.data", "\t", "utf-8", items, root / "u.item")
     users = _read_users(root / "u.user", "|", ("user", "age", "gender", "occupation", "zip"), "latin-1")
-    return RawDataset("ml-100k", root, ratings, _items_frame(items, root / "u.item"), users)
+    return RawDataset("ml-100k", root, ratings, items, users)
 
 
 def read_mml100k(root: Path) -> RawDataset:
-    ratings = _read_ratings(root / "ratings.dat", "::", "utf-8")
     items = _read_movies_dat(root / "movies.dat")
+    ratings = _read_ratings(root / "ratings.dat", "::", "utf-8", items, root / "movies.dat")
     users = _read_users(root / "user.dat", "::", USER_COLUMNS, "latin-1")
     texts = _read_text_xls(root / "text.xls") if (root / "text.xls").exists() else {}
     images = _scan_images(root / "image")
@@ -104,8 +113,8 @@ def read_mml100k(root: Path) -> RawDataset:
 
 
 def read_ml1m(root: Path) -> RawDataset:
-    ratings = _read_ratings(root / "ratings.dat", "::", "utf-8")
     items = _read_movies_dat(root / "movies.dat")
+    ratings = _read_ratings(root / "ratings.dat", "::", "utf-8", items, root / "movies.dat")
     users = _read_users(root / "users.dat", "::", USER_COLUMNS, "latin-1")
     return RawDataset("ml-1m", root, ratings, items, users)
 
@@ -114,7 +123,10 @@ def read_ml1m(root: Path) -> RawDataset:
 
 
 def _read_fields(path: Path, sep: str, num_fields: int, encoding: str) -> list[tuple[int, list[str]]]:
-    """Split every non-blank line of ``path`` into exactly ``num_fields`` fields; return (line number, fields)."""
+    """Split every non-blank line of ``path`` into exactly ``num_fields`` fields; return (line number, fields).
+
+    ``encoding="latin-1"`` (the MovieLens metadata files) reads a file that is valid UTF-8 as UTF-8.
+    """
     if not path.is_file():
         raise DataFormatError(path, "file is missing" if not path.exists() else "is not a regular file")
     try:
@@ -123,6 +135,8 @@ def _read_fields(path: Path, sep: str, num_fields: int, encoding: str) -> list[t
         raise DataFormatError(path, f"cannot read the file: {err.strerror or err}") from None
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
+    if encoding == "latin-1" and _is_utf8(data):
+        encoding = "utf-8"
     rows = []
     # splitlines() on bytes splits on \n, \r\n and \r only (LF, CRLF and old Mac line endings)
     for number, raw in enumerate(data.splitlines(), start=1):
@@ -140,6 +154,14 @@ def _read_fields(path: Path, sep: str, num_fields: int, encoding: str) -> list[t
     if not rows:
         raise DataFormatError(path, "file is empty")
     return rows
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _int(value: str, path: Path, line: int, what: str, minimum: int | None = None) -> int:
@@ -175,8 +197,31 @@ def _float_column(values: list[str]) -> np.ndarray | None:
     return array if np.isfinite(array).all() else None
 
 
-def _read_ratings(path: Path, sep: str, encoding: str) -> pd.DataFrame:
+def _read_ratings(path: Path, sep: str, encoding: str, items: pd.DataFrame, items_path: Path) -> pd.DataFrame:
+    """Parse a ratings file, refuse items that ``items`` lacks and keep the latest row of a repeated pair."""
     rows = _read_fields(path, sep, 4, encoding)
+    lines = np.array([line for line, _ in rows])
+    ratings = _parse_ratings(path, rows)
+    unknown = np.flatnonzero(~ratings["item"].isin(items["item"]).to_numpy())
+    if len(unknown):
+        first = unknown[0]
+        raise DataFormatError(path, f"item id {ratings['item'].iat[first]} is not in {items_path.name} "
+                              f"({len(unknown)} rating row(s) name items it does not list)", int(lines[first]))
+    # stable sort by time: for a pair rated twice at the same time, the later row in the file wins
+    by_time = ratings.sort_values("timestamp", kind="stable")
+    older = by_time.duplicated(["user", "item"], keep="last").sort_index().to_numpy()
+    if older.any():
+        first = np.flatnonzero(older)[0]
+        user, item = ratings["user"].iat[first], ratings["item"].iat[first]
+        kept = np.flatnonzero((ratings["user"] == user).to_numpy() & (ratings["item"] == item).to_numpy() & ~older)[0]
+        warnings.warn(f"{path}: dropped {int(older.sum())} rating row(s) of (user, item) pairs rated more than once, "
+                      f"keeping the latest rating of each pair (e.g. user {user}, item {item}: line {lines[first]} "
+                      f"dropped, line {lines[kept]} kept)", DataFormatWarning)
+        ratings = ratings[~older].reset_index(drop=True)
+    return ratings
+
+
+def _parse_ratings(path: Path, rows: list[tuple[int, list[str]]]) -> pd.DataFrame:
     columns = list(zip(*(fields for _, fields in rows)))
     fast = (_int_column(columns[0], 0), _int_column(columns[1], 0), _float_column(columns[2]),
             _int_column(columns[3]))

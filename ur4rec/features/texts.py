@@ -8,9 +8,9 @@ from the user's training items (``splits.train[u]``): genre counts and the most 
 validation and test items are never read, so nothing about the held-out targets leaks into the text.
 (An LLM preference file is taken as given: it is the generator's job to have used training items only.)
 
-Both LLM files are optional JSON objects whose keys are raw ids written as strings (``"42"``) and whose
-values are strings. Blank values and known placeholders (``"No description available."``) count as
-absent and fall back to the next source.
+Both LLM files are optional UTF-8 JSON objects (a byte order mark is allowed) whose keys are raw ids
+written as strings (``"42"``) and whose values are strings. Blank values and known placeholders
+(``"No description available."``) count as absent and fall back to the next source.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ SOURCE_PADDING = "padding"
 ITEM_SOURCES = (SOURCE_LLM, SOURCE_PLOT, SOURCE_TEMPLATE)
 USER_SOURCES = (SOURCE_LLM, SOURCE_TEMPLATE)
 
-# Normalised (lower case, alphanumerics only) texts that LLM pipelines write when they had nothing to say.
+# Normalised (case-folded, letters and digits of any script only) texts that LLM pipelines write when they
+# had nothing to say. Any script counts: a Japanese or Cyrillic text is not a placeholder.
 PLACEHOLDER_TEXTS = frozenset({"", "nodescriptionavailable", "nopreferenceavailable", "na", "none", "null", "unknown"})
 
 
@@ -83,7 +84,7 @@ class TextTables:
 
 
 def is_placeholder(text: str) -> bool:
-    return re.sub(r"[^a-z0-9]", "", text.lower()) in PLACEHOLDER_TEXTS
+    return re.sub(r"[\W_]", "", text.casefold()) in PLACEHOLDER_TEXTS
 
 
 def read_llm_json(path: str | Path) -> tuple[dict[int, str], int] | None:
@@ -97,7 +98,7 @@ def read_llm_json(path: str | Path) -> tuple[dict[int, str], int] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # a byte order mark is allowed
     except UnicodeDecodeError as err:
         raise LLMTextError(path, f"not valid UTF-8: {err}") from None
     except json.JSONDecodeError as err:

@@ -110,6 +110,36 @@ def test_stages_follow_their_epochs_and_optimizers(datamodule):
     assert set(stages.best) == {"pretrain_sasrec", "pretrain_retriever", "joint_finetune", "end_to_end"}
 
 
+class DecreasingMetric(L.Callback):
+    """Makes epoch 0 the best validation epoch (``fake`` = 10 - epoch) and snapshots SASRec per epoch."""
+
+    def __init__(self):
+        self.end_of_epoch, self.first_batch = {}, {}
+
+    def on_validation_end(self, trainer, pl_module):
+        trainer.callback_metrics["fake"] = torch.tensor(10.0 - trainer.current_epoch)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.end_of_epoch[trainer.current_epoch] = snapshot(pl_module.sasrec)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == 0:
+            self.first_batch[trainer.current_epoch] = snapshot(pl_module.sasrec)
+
+
+@pytest.mark.parametrize("restore_best", [False, True])
+def test_next_stage_starts_from_the_best_epoch_when_asked(datamodule, tmp_path, restore_best):
+    model = make_model(datamodule)
+    model.setup = lambda stage: model.load_item_features(datamodule.features)
+    probe = DecreasingMetric()
+    stages = TrainingStages(3, 1, 0, 0, monitor="fake", save_dir=str(tmp_path), restore_best=restore_best)
+    make_trainer([probe, stages], max_epochs=-1).fit(model, datamodule)
+    assert stages.best == {"pretrain_sasrec": 10.0, "pretrain_retriever": 7.0}
+    expected = probe.end_of_epoch[0 if restore_best else 2]  # the best epoch of pretrain_sasrec, or its last
+    assert all(torch.equal(expected[k], v) for k, v in probe.first_batch[3].items())
+    assert not all(torch.equal(probe.end_of_epoch[0][k], v) for k, v in probe.end_of_epoch[2].items())
+
+
 def test_zero_epoch_stages_are_skipped():
     stages = TrainingStages(pretrain_sasrec=0, pretrain_retriever=0, joint_finetune=3, end_to_end=0)
     assert stages.stage == "joint_finetune" and stages.total_epochs == 3

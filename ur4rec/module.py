@@ -64,6 +64,8 @@ class UR4RecModule(L.LightningModule):
         top_k: recommendations per user from ``predict``.
         max_nonfinite_steps: a batch whose loss is NaN/inf is skipped (no optimizer steps); this many
             in a row stop the run (the on-exception checkpoint then holds the last good weights).
+        compile_sasrec: a ``torch.compile`` backend (e.g. ``inductor``) for the SASRec encoder, or None
+            for eager mode. Compiled in place: parameter names and checkpoints are unchanged.
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class UR4RecModule(L.LightningModule):
         eval_ks: tuple[int, ...] = (5, 10, 20),
         top_k: int = 10,
         max_nonfinite_steps: int = 10,
+        compile_sasrec: str | None = None,
     ):
         super().__init__()
         if loss not in LOSSES:
@@ -107,6 +110,8 @@ class UR4RecModule(L.LightningModule):
         self.automatic_optimization = False
         self.sasrec_optimizer, self.retriever_optimizer = sasrec_optimizer, retriever_optimizer
         self.sasrec = SASRec(num_items, hidden_size, num_blocks, num_heads, dropout, max_seq_len)
+        if compile_sasrec:
+            self.sasrec.compile(backend=compile_sasrec)
         self.retriever: MoERetriever | None = None
         self.fusion: ScoreFusion | None = None
         self.contrastive: MemoryBankContrastive | None = None

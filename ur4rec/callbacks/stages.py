@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+import torch
 
 STAGES = ("pretrain_sasrec", "pretrain_retriever", "joint_finetune", "end_to_end")
 # stage -> (optimizers that step by default, scores used for validation)
@@ -25,6 +26,8 @@ class TrainingStages(L.Callback):
             a new best ``monitor`` within the stage.
         monitor: the validation metric used for plateaus and per-stage best checkpoints.
         save_dir: where ``best-<stage>.ckpt`` is written (defaults to the ModelCheckpoint folder).
+        restore_best: when a stage ends, reload the weights of its best validation epoch
+            (``best-<stage>.ckpt``) so the next stage starts from them rather than from the last epoch.
 
     The module's ``stage``, ``stepping`` and ``score_mode`` attributes are set at each epoch start;
     ``requires_grad`` is never touched (DDP-safe). Stage, start step/epoch, the transition log and
@@ -33,12 +36,13 @@ class TrainingStages(L.Callback):
 
     def __init__(self, pretrain_sasrec: int = 20, pretrain_retriever: int = 10, joint_finetune: int = 10,
                  end_to_end: int = 5, plateau_patience: int | None = None, monitor: str = "val/ndcg@10",
-                 save_dir: str | None = None):
+                 save_dir: str | None = None, restore_best: bool = False):
         self.epochs = {"pretrain_sasrec": pretrain_sasrec, "pretrain_retriever": pretrain_retriever,
                        "joint_finetune": joint_finetune, "end_to_end": end_to_end}
         if any(v < 0 for v in self.epochs.values()) or not any(self.epochs.values()):
             raise ValueError(f"stage epochs must be >= 0 and not all 0, got {self.epochs}")
         self.plateau_patience, self.monitor, self.save_dir = plateau_patience, monitor, save_dir
+        self.restore_best = restore_best
         self.stage_index = self._next_stage(-1)
         self.stage_start_epoch, self.stage_start_step = 0, 0
         self.transitions: list[dict] = []
@@ -82,11 +86,25 @@ class TrainingStages(L.Callback):
         self._apply(pl_module)
 
     def _advance(self, trainer) -> None:
+        if self.restore_best and self.stage in self.best:
+            self._load_best_weights(trainer)
         self.stage_index = self._next_stage(self.stage_index)
         self.stage_start_epoch, self.stage_start_step = trainer.current_epoch, trainer.global_step
         self.epochs_without_improvement = 0
         if self.stage is not None:
             self.transitions.append({"stage": self.stage, "epoch": trainer.current_epoch, "step": trainer.global_step})
+
+    def _best_path(self, trainer) -> Path | None:
+        directory = self.save_dir or (trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None)
+        return Path(directory) / f"best-{self.stage}.ckpt" if directory else None
+
+    def _load_best_weights(self, trainer) -> None:
+        """Every rank reads the file rank 0 wrote (``save_checkpoint`` ends with a barrier)."""
+        path = self._best_path(trainer)
+        if path is None:
+            raise ValueError("TrainingStages(restore_best=True) needs save_dir or a ModelCheckpoint folder")
+        state = torch.load(path, map_location=trainer.lightning_module.device, weights_only=True)["state_dict"]
+        trainer.lightning_module.load_state_dict(state)
 
     def on_validation_end(self, trainer, pl_module) -> None:
         if trainer.state.fn != "fit" or trainer.sanity_checking or self.stage is None \
@@ -96,9 +114,9 @@ class TrainingStages(L.Callback):
         if value > self.best.get(self.stage, float("-inf")):
             self.best[self.stage] = value
             self.epochs_without_improvement = 0
-            directory = self.save_dir or (trainer.checkpoint_callback.dirpath if trainer.checkpoint_callback else None)
-            if directory:
-                trainer.save_checkpoint(str(Path(directory) / f"best-{self.stage}.ckpt"), weights_only=False)
+            path = self._best_path(trainer)
+            if path is not None:
+                trainer.save_checkpoint(str(path), weights_only=False)
         else:
             self.epochs_without_improvement += 1
         if self.plateau_patience is not None and self.epochs_without_improvement >= self.plateau_patience:

@@ -84,7 +84,7 @@ class SASRec(nn.Module):
 
     def user_state(self, items: torch.Tensor) -> torch.Tensor:
         """Hidden state at the last real position of each row: (B, L) -> (B, D)."""
-        hidden = self.forward(items)  # (B, L, D)
+        hidden = self(items)  # (B, L, D); through __call__ so a compiled forward is used
         last = torch.arange(items.shape[1], device=items.device).expand_as(items).masked_fill(items == 0, -1).amax(1)
         return hidden[torch.arange(items.shape[0], device=items.device), last.clamp(min=0)]
 

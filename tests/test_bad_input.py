@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -344,3 +347,14 @@ def test_fit_on_broken_data_fails_clearly_and_leaves_the_earlier_run_intact(tmp_
         assert_clear_error(info, name, line, words)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "data", "good", "logs"]
         assert {folder: snapshot(tmp_path / folder) for folder in outputs} == outputs
+
+
+def test_cli_entry_point_prints_the_error_without_a_traceback(tmp_path):
+    write_ml100k(tmp_path / "data", num_users=10, num_items=30, per_user=8)
+    append(tmp_path / "data" / "u.data", "7\t12\t4\n")
+    result = subprocess.run([sys.executable, str(REPO / "cli.py"), *FIT], cwd=tmp_path, capture_output=True,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "u.data:81" in result.stderr and "expected 4" in result.stderr
+    assert "Traceback" not in result.stderr

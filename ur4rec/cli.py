@@ -24,6 +24,7 @@ EXTRA_COMMANDS = {
     "generate": "ur4rec.llm.generate",  # LLM user preferences and item descriptions
     "features": "ur4rec.features.report",  # per-source counts of texts and posters
     "report": "ur4rec.report",  # plots and a Markdown summary of a finished run
+    "fusion_sweep": "ur4rec.fusion_sweep",  # validation metrics per fusion weight of a checkpoint
 }
 
 
@@ -72,6 +73,8 @@ class UR4RecCLI(LightningCLI):
         kwargs.setdefault("trainer_defaults", {
             "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "logs"}},
             "use_distributed_sampler": False,  # the DataModule shards users across ranks itself
+            # temp file + fsync + os.replace: a kill never leaves a truncated last.ckpt/best checkpoint
+            "plugins": [{"class_path": "ur4rec.checkpoint_io.AtomicCheckpointIO"}],
         })
         super().__init__(UR4RecModule, UR4RecDataModule, *args, **kwargs)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import netrc
 import os
+from typing import Literal
 
 from lightning.pytorch.loggers import WandbLogger
 
@@ -19,8 +20,14 @@ def wandb_key_configured() -> bool:
 
 
 class UR4RecWandbLogger(WandbLogger):
-    """``WandbLogger`` whose ``offline`` defaults to "no key configured" (runs are synced later with ``wandb sync``)."""
+    """``WandbLogger`` whose ``offline`` defaults to "no key configured" (runs are synced later with ``wandb sync``).
 
-    def __init__(self, project: str = "ur4rec", save_dir: str = "logs", offline: bool | None = None, **kwargs):
-        super().__init__(project=project, save_dir=save_dir,
-                         offline=not wandb_key_configured() if offline is None else offline, **kwargs)
+    ``log_model`` (upload ModelCheckpoint's best checkpoint as a ``model`` artifact at the end of fit) is
+    dropped when offline, where Lightning refuses it.
+    """
+
+    def __init__(self, project: str = "ur4rec", save_dir: str = "logs", offline: bool | None = None,
+                 log_model: bool | Literal["all"] = False, **kwargs):
+        offline = not wandb_key_configured() if offline is None else offline
+        super().__init__(project=project, save_dir=save_dir, offline=offline,
+                         log_model=False if offline else log_model, **kwargs)

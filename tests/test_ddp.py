@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -20,14 +21,14 @@ COMMON = ["--config", str(REPO / "configs/sasrec.yaml"), "--data.data_dir=data",
 
 
 def cli(workdir: Path, *args: str) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
     result = subprocess.run([sys.executable, str(REPO / "cli.py"), *args], cwd=workdir, env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def logged_test_metrics(workdir: Path, version: int) -> dict[str, float]:
-    rows = list(csv.DictReader((workdir / f"logs/ddp/version_{version}/metrics.csv").open()))
+def logged_test_metrics(workdir: Path, version: int, run_name: str = "ddp") -> dict[str, float]:
+    rows = list(csv.DictReader((workdir / f"logs/{run_name}/version_{version}/metrics.csv").open()))
     return {k: float(v) for k, v in rows[-1].items() if k.startswith("test/") and v}
 
 
@@ -42,3 +43,43 @@ def test_two_processes_give_the_same_test_metrics_as_one(tmp_path):
     assert one.keys() == two.keys() and "test/ndcg@10" in one
     for key, value in one.items():
         assert two[key] == pytest.approx(value, abs=1e-6), key
+
+
+STAGES = """
+trainer:
+  callbacks:
+    - class_path: ur4rec.callbacks.TrainingStages
+      init_args: {pretrain_sasrec: 3, pretrain_retriever: 1, joint_finetune: 3, end_to_end: 1}
+    - class_path: ur4rec.callbacks.AdaptiveAlternating
+      init_args: {mode: adaptive, min_steps: 2, window: 2, switch_threshold: 0.05}
+    - class_path: ddp_probe.RankDecisions
+"""
+
+
+def test_four_stage_fit_on_two_processes_decides_alike_on_every_rank(tmp_path):
+    write_ml100k(tmp_path / "data", num_users=48)
+    (tmp_path / "stages.yaml").write_text(STAGES)
+    ur4rec = ["--config", str(REPO / "configs/ur4rec.yaml"), "--config", "stages.yaml", "--data.data_dir=data",
+              "--data.feature_cache_dir=cache", "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
+              "--trainer.enable_model_summary=false", "--model.hidden_size=16", "--model.retriever_hidden_size=16",
+              "--data.batch_size=8", "--data.num_sampled_negatives=20"]
+    single = []
+    for seed in (0, 1):
+        cli(tmp_path, "fit", *ur4rec, f"--run_name=one{seed}", f"--seed_everything={seed}")
+        cli(tmp_path, "test", *ur4rec, f"--run_name=one{seed}", "--ckpt_path=last")
+        single.append(logged_test_metrics(tmp_path, 1, f"one{seed}")["test/ndcg@10"])
+    (tmp_path / "decisions_rank0.json").unlink()
+
+    # two ranks of 4 users per step: the same global batch, hence the same steps, as one device with 8
+    cli(tmp_path, "fit", *ur4rec, "--run_name=two", "--seed_everything=0", "--config",
+        str(REPO / "configs/trainer/ddp.yaml"), "--trainer.accelerator=cpu", "--data.batch_size=4")
+    ranks = [json.loads((tmp_path / f"decisions_rank{r}.json").read_text()) for r in (0, 1)]
+    assert [t["stage"] for t in ranks[0]["transitions"]] == ["pretrain_sasrec", "pretrain_retriever",
+                                                             "joint_finetune", "end_to_end"]
+    assert ranks[0]["alternating"]["switches"] > 0  # the rule fired, so there is a sequence to compare
+    assert ranks[0] == ranks[1]  # same stages, same switch steps, same weights on both ranks
+
+    cli(tmp_path, "test", *ur4rec, "--run_name=two", "--ckpt_path=last")
+    two = logged_test_metrics(tmp_path, 1, "two")["test/ndcg@10"]
+    spread = max(single) - min(single)
+    assert min(single) - max(spread, 0.05) <= two <= max(single) + max(spread, 0.05), (single, two)

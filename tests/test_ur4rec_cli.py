@@ -126,3 +126,27 @@ def test_report_plots_and_tables_match_the_logs(workdir, monkeypatch):
     for stage in ("pretrain_sasrec", "pretrain_retriever", "joint_finetune", "end_to_end"):
         best = metrics[f"val_{stage}/ndcg@10"].max()
         assert f"| {stage} |" in table and f"{best:.4f}" in table
+
+
+def test_fusion_sweep_scores_each_weight_on_validation(workdir, monkeypatch, capsys):
+    from ur4rec.fusion_sweep import sweep
+
+    monkeypatch.chdir(workdir)
+    if not (workdir / "checkpoints/straight/last.ckpt").exists():
+        fit(workdir, "straight")
+    args = ["--config", str(REPO / "configs/ur4rec.yaml"), "--config", str(workdir / "stages.yaml"),
+            f"--data.data_dir={workdir / 'data'}", f"--data.feature_cache_dir={workdir / 'cache'}",
+            "--data.num_sampled_negatives=20", "--model.hidden_size=16", "--model.retriever_hidden_size=16",
+            "--trainer.accelerator=cpu"]
+    assert main(["fusion_sweep", "--ckpt_path", "checkpoints/straight/last.ckpt", "--weights", "0.4", "1.0",
+                 "--", *args]) == 0
+    table = capsys.readouterr().out
+    assert "| fusion_weight | val/ndcg@10" in table and "| 1.00" in table
+
+    # weight 1.0 is SASRec alone and weight 0.4 the configured fused model, each validated directly
+    cli = main(["validate", *args, "--ckpt_path=checkpoints/straight/last.ckpt", "--trainer.logger=false"])
+    fused = float(cli.trainer.callback_metrics["val/ndcg@10"])
+    cli.model.score_mode = "sasrec"
+    sasrec = float(cli.trainer.validate(cli.model, cli.datamodule, verbose=False)[0]["val/ndcg@10"])
+    rows = sweep(cli, "checkpoints/straight/last.ckpt", [0.4, 1.0])
+    assert [r["val/ndcg@10"] for r in rows] == pytest.approx([fused, sasrec], abs=1e-6)

@@ -10,6 +10,13 @@ from torch import nn
 MIN_LOG_PROB = -1e4
 
 
+def _logit(p: float) -> float:
+    """log(p / (1 - p)), with 0 and 1 mapped to -20 / 20 (sigmoid of those is 0 or 1 in float32)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"sasrec_weight must be in [0, 1], got {p}")
+    return math.log(p / (1 - p)) if 0 < p < 1 else math.copysign(20, p - 0.5)
+
+
 class ScoreFusion(nn.Module):
     """``w * log_softmax(sasrec) + (1 - w) * log_softmax(retriever)``, a weighted product of experts.
 
@@ -19,18 +26,21 @@ class ScoreFusion(nn.Module):
 
     def __init__(self, sasrec_weight: float = 0.4, learned: bool = False):
         super().__init__()
-        if not 0.0 <= sasrec_weight <= 1.0:
-            raise ValueError(f"sasrec_weight must be in [0, 1], got {sasrec_weight}")
         self.learned = learned
-        logit = math.log(sasrec_weight / (1 - sasrec_weight)) if 0 < sasrec_weight < 1 else math.copysign(20, sasrec_weight - 0.5)
+        logit = torch.tensor(_logit(sasrec_weight))
         if learned:
-            self.weight_logit = nn.Parameter(torch.tensor(logit))
+            self.weight_logit = nn.Parameter(logit)
         else:
-            self.register_buffer("weight_logit", torch.tensor(logit), persistent=False)
+            self.register_buffer("weight_logit", logit, persistent=False)
 
     @property
     def sasrec_weight(self) -> torch.Tensor:
         return torch.sigmoid(self.weight_logit)
+
+    @torch.no_grad()
+    def set_sasrec_weight(self, sasrec_weight: float) -> None:
+        """Overwrite the SASRec share (e.g. to compare weights on validation, ``ur4rec.fusion_sweep``)."""
+        self.weight_logit.fill_(_logit(sasrec_weight))
 
     def parts(self, sasrec_scores: torch.Tensor, retriever_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The SASRec and retriever terms of the fused score, each (..., N + 1) with column 0 = -inf.

@@ -1,0 +1,58 @@
+"""``fusion_sweep``: validation metrics of a trained UR4Rec checkpoint for several fusion weights.
+
+    python cli.py fusion_sweep --ckpt_path checkpoints/ur4rec/best-end_to_end.ckpt \\
+        [--weights 0.4 0.5 0.6 0.7 0.8 0.9 1.0] -- --config configs/ur4rec.yaml --data.data_dir ...
+
+Everything after ``--`` is the run's LightningCLI configuration. Only the validation split is read, so
+the weight chosen here (then set as ``model.fusion_weight``) never sees a test item. Weight 1.0 is
+SASRec alone, 0.0 the retriever alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+import torch
+
+DEFAULT_WEIGHTS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+COLUMNS = ("val/ndcg@10", "val/hit@10", "val/ndcg@20", "val/hit@20")
+
+
+def sweep(cli, ckpt_path: str, weights: Sequence[float]) -> list[dict[str, float]]:
+    """One ``trainer.validate`` per weight on the checkpoint's weights, scoring with the fused model."""
+    model, datamodule = cli.model, cli.datamodule
+    if model.fusion is None:
+        raise ValueError("fusion_sweep needs a model with a retriever (model.experts is empty)")
+    model.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"])
+    rows = []
+    for weight in weights:
+        model.fusion.set_sasrec_weight(weight)
+        model.score_mode = "fused"  # validate() runs no stage callback, so this holds
+        metrics = cli.trainer.validate(model, datamodule, verbose=False)[0]
+        rows.append({"fusion_weight": weight, **{k: float(metrics[k]) for k in COLUMNS}})
+    return rows
+
+
+def format_table(rows: list[dict[str, float]]) -> str:
+    best = max(rows, key=lambda r: r["val/ndcg@10"])
+    lines = ["| fusion_weight | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for row in rows:
+        mark = " (best)" if row is best else ""
+        lines.append(f"| {row['fusion_weight']:.2f}{mark} | " + " | ".join(f"{row[k]:.4f}" for k in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(argv or [])
+    ours, cli_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    parser = argparse.ArgumentParser(prog="cli.py fusion_sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ckpt_path", required=True)
+    parser.add_argument("--weights", type=float, nargs="+", default=list(DEFAULT_WEIGHTS))
+    args = parser.parse_args(ours)
+    from ur4rec.cli import UR4RecCLI
+
+    cli = UR4RecCLI(args=[*cli_args, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"],
+                    run=False, save_config_callback=None)
+    print(format_table(sweep(cli, args.ckpt_path, args.weights)))
+    return 0

@@ -46,11 +46,12 @@ def test_dropout_only_in_training(model):
     assert not torch.allclose(model(items), model(items))
 
 
-def test_cross_entropy_matches_reference(model):
+@pytest.mark.parametrize("drop_padding", [True, False], ids=["indexed", "masked"])
+def test_cross_entropy_matches_reference(model, drop_padding):
     items = torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5]])
     target = torch.tensor([[0, 0, 4, 5, 6], [2, 3, 4, 5, 6]])
     hidden = model(items)
-    loss = next_item_loss(hidden, target, model.item_embedding.weight, "ce")
+    loss = next_item_loss(hidden, target, model.item_embedding.weight, "ce", drop_padding=drop_padding)
     logits = hidden @ model.item_embedding.weight[1:].T  # padding excluded
     real = target > 0
     expected = F.cross_entropy(logits[real], target[real] - 1)

@@ -27,7 +27,14 @@ from ur4rec.models.retriever import MoERetriever, RetrieverOutput, load_balance_
 from ur4rec.models.sasrec import SASRec
 
 MODULES = ("sasrec", "retriever")
+IGNORE = -100  # target of a position that takes no part in a loss
 PER_STAGE_METRICS = ("ndcg@10", "hit@10")
+
+
+def masked_cross_entropy(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy (P, N + 1) x (P,) averaged over targets other than ``IGNORE``; 0 when all are ignored."""
+    total = F.cross_entropy(scores, targets, ignore_index=IGNORE, reduction="sum")
+    return total / (targets != IGNORE).sum().clamp(min=1)
 
 
 def _adam(params) -> torch.optim.Optimizer:
@@ -228,24 +235,24 @@ class UR4RecModule(L.LightningModule):
         if self.retriever is None or self.stage == "pretrain_sasrec":
             losses["total"] = losses["sasrec"]
             return losses
-        recent = torch.arange(target.shape[1], device=target.device) >= target.shape[1] - hp.retriever_positions
-        real = (target > 0) & recent  # (B, L): left-padded, so the last columns are the latest transitions
-        states = hidden[real]  # (P, D): each selected position predicts its next item
-        user_text = batch["user_text"][:, None, :].expand(-1, target.shape[1], -1)[real]  # (P, Dt)
+        # The retriever trains on the latest ``retriever_positions`` transitions; inputs are left-padded,
+        # so those are the last columns. Fixed shapes: padding rows are masked, never indexed away.
+        recent = min(hp.retriever_positions, target.shape[1])
+        states = hidden[:, -recent:].flatten(0, 1)  # (P, D), P = B * recent: each position predicts its next item
+        positives = target[:, -recent:].flatten()  # (P,), 0 = padding
+        user_text = batch["user_text"][:, None, :].expand(-1, recent, -1).flatten(0, 1)  # (P, Dt)
         out = self.retrieve(states, user_text)
-        positives = target[real]  # (P,)
         # a target no active expert can score (no poster in an image-only ablation) has no retriever loss
-        scorable = torch.isfinite(out.scores.gather(1, positives[:, None])).squeeze(1)  # (P,)
-        losses["retriever"] = F.cross_entropy(out.scores[scorable], positives[scorable]) if scorable.any() \
-            else out.scores.new_zeros(())
-        losses["balance"] = load_balance_loss(out.weights)
+        scorable = (positives > 0) & torch.isfinite(out.scores.gather(1, positives[:, None])).squeeze(1)  # (P,)
+        targets = positives.masked_fill(~scorable, IGNORE)  # (P,)
+        losses["retriever"] = masked_cross_entropy(out.scores, targets)
+        losses["balance"] = load_balance_loss(out.weights, positives > 0)
         if self.stage == "pretrain_retriever":
             losses["total"] = losses["retriever"] + hp.balance_loss_weight * losses["balance"]
             return losses
         sasrec_scores = self.sasrec.score_all(states)  # (P, N + 1)
         fused = self.fusion(sasrec_scores, out.scores)  # (P, N + 1)
-        losses["fused"] = F.cross_entropy(fused[scorable], positives[scorable]) if scorable.any() \
-            else fused.new_zeros(())
+        losses["fused"] = masked_cross_entropy(fused, targets)
         auxiliary = (hp.sasrec_loss_weight * losses["sasrec"] + hp.retriever_loss_weight * losses["retriever"]
                      + hp.balance_loss_weight * losses["balance"])
         if self.contrastive is not None:

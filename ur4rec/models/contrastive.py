@@ -33,10 +33,10 @@ class MemoryBankContrastive(nn.Module):
         Afterwards (in training) the batch's text keys join the queue."""
         query = F.normalize(self.state_projection(state), dim=-1)  # (B, H)
         keys = F.normalize(self.text_projection(user_text), dim=-1)  # (B, H)
-        filled = int(self.queue_filled)
-        bank = self.queue[:filled].clone()  # (Q, H): a copy, since the queue is updated below
-        own = users[:, None] == self.queue_users[None, :filled]  # (B, Q)
-        logits = torch.cat([query @ keys.T, (query @ bank.T).masked_fill(own, float("-inf"))], dim=1)
+        bank = self.queue.clone()  # (Q, H): a copy, since the queue is updated below
+        empty = torch.arange(bank.shape[0], device=bank.device) >= self.queue_filled  # (Q,) slots not yet filled
+        excluded = (users[:, None] == self.queue_users[None, :]) | empty  # (B, Q): own keys and empty slots
+        logits = torch.cat([query @ keys.T, (query @ bank.T).masked_fill(excluded, float("-inf"))], dim=1)
         logits = logits / self.temperature  # (B, B + Q)
         loss = F.cross_entropy(logits, torch.arange(state.shape[0], device=state.device))
         if self.training:

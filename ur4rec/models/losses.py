@@ -9,29 +9,35 @@ LOSSES = ("ce", "bce", "bpr")
 
 
 def next_item_loss(hidden: torch.Tensor, target: torch.Tensor, item_weight: torch.Tensor, kind: str = "ce",
-                   negative: torch.Tensor | None = None) -> torch.Tensor:
+                   negative: torch.Tensor | None = None, drop_padding: bool | None = None) -> torch.Tensor:
     """Mean loss over real positions (target > 0).
 
     hidden: (B, L, D) states; target: (B, L) next items (0 = padding); item_weight: (N + 1, D) item
     embeddings (row 0 = padding); negative: (B, L, K) sampled negatives, needed for ``bce``/``bpr``.
+    ``drop_padding`` (default: on CPU only) indexes the padding rows away before the full-softmax
+    logits, which saves work; otherwise they are masked out of the mean, so shapes never depend on the
+    data (on an accelerator, indexing by a mask is a host-device synchronization).
     """
-    real = target > 0  # (B, L)
-    states = hidden[real]  # (P, D)
-    positives = target[real]  # (P,)
     if kind == "ce":
-        logits = states @ item_weight.T  # (P, N + 1)
-        logits[:, 0] = float("-inf")  # padding is never a candidate
-        return F.cross_entropy(logits, positives)
+        if hidden.device.type == "cpu" if drop_padding is None else drop_padding:
+            real = target > 0
+            hidden, target = hidden[real], target[real]  # (P, D), (P,)
+        logits = hidden @ item_weight.T  # (B, L, N + 1), or (P, N + 1) on CPU
+        logits[..., 0] = float("-inf")  # padding is never a candidate
+        return F.cross_entropy(logits.flatten(0, -2), target.flatten(), ignore_index=0)
     if kind not in LOSSES:
         raise ValueError(f"unknown loss {kind!r}; choose one of {LOSSES}")
     if negative is None:
         raise ValueError(f"loss {kind!r} needs sampled negatives (set data.train_negatives > 0)")
-    pos_logit = (states * item_weight[positives]).sum(-1)  # (P,)
-    neg_logit = torch.einsum("pd,pkd->pk", states, item_weight[negative[real]])  # (P, K)
+    real = (target > 0).to(hidden.dtype)  # (B, L)
+    pos_logit = (hidden * item_weight[target]).sum(-1)  # (B, L)
+    neg_logit = torch.einsum("bld,blkd->blk", hidden, item_weight[negative])  # (B, L, K)
     if kind == "bce":
-        return F.binary_cross_entropy_with_logits(pos_logit, torch.ones_like(pos_logit)) + \
-            F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
-    return -F.logsigmoid(pos_logit[:, None] - neg_logit).mean()
+        per_position = F.binary_cross_entropy_with_logits(pos_logit, torch.ones_like(pos_logit), reduction="none") \
+            + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit), reduction="none").mean(-1)
+    else:
+        per_position = -F.logsigmoid(pos_logit[..., None] - neg_logit).mean(-1)  # (B, L)
+    return (per_position * real).sum() / real.sum().clamp(min=1)
 
 
 def bidirectional_distillation(sasrec_scores: torch.Tensor, retriever_scores: torch.Tensor,

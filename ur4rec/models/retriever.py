@@ -85,10 +85,14 @@ class MoERetriever(nn.Module):
         return RetrieverOutput(scores, weights, expert_scores)
 
 
-def load_balance_loss(weights: torch.Tensor) -> torch.Tensor:
+def load_balance_loss(weights: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """0 when the batch-mean router weights are uniform, up to E - 1 when one expert takes everything.
 
-    weights: (B, E) -> scalar ``E * sum_e mean_b(w)^2 - 1`` (the Switch-Transformer importance loss).
+    weights: (B, E), mask: (B,) bool rows to count (default all) -> scalar ``E * sum_e mean_b(w)^2 - 1``
+    (the Switch-Transformer importance loss).
     """
-    mean = weights.mean(0)  # (E,)
+    if mask is None:
+        mask = torch.ones(weights.shape[0], dtype=torch.bool, device=weights.device)
+    rows = mask.to(weights.dtype)[:, None]  # (B, 1)
+    mean = (weights * rows).sum(0) / rows.sum().clamp(min=1)  # (E,)
     return weights.shape[1] * (mean * mean).sum() - 1

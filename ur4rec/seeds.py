@@ -2,7 +2,8 @@
 
     python -m ur4rec.seeds --run_name sasrec --seeds 0 1 2 -- --config configs/sasrec.yaml --data.data_dir ../shared/data/ml-100k
 
-Everything after ``--`` is passed to ``cli.py fit``. Each seed trains as run ``<run_name>-seed<k>``
+Everything after ``--`` is passed to ``cli.py fit``. ``--jobs N`` trains N seeds at a time in separate
+processes, each with an equal share of the CPU threads. Each seed trains as run ``<run_name>-seed<k>``
 and is tested on its best validation checkpoint (selection never looks at the test split), and on
 any other checkpoint named with ``--also_test`` (e.g. ``best-end_to_end``, the best fused model of
 the last stage), reported with that name as a prefix.
@@ -11,8 +12,14 @@ the last stage), reported with that name as a prefix.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+
+import torch
 
 from ur4rec.callbacks.alternating import AdaptiveAlternating
 from ur4rec.cli import main as cli_main
@@ -62,10 +69,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--run_name", required=True, help="runs are named <run_name>-seed<k>")
     parser.add_argument("--also_test", nargs="*", default=[], help="checkpoint names to test besides the best")
+    parser.add_argument("--jobs", type=int, default=1, help="seeds trained at the same time")
     parser.add_argument("fit_args", nargs=argparse.REMAINDER, help="arguments for cli.py fit, after --")
     args = parser.parse_args(argv)
     fit_args = [a for a in args.fit_args if a != "--"]
-    runs = [fit_and_test(fit_args, seed, args.run_name, tuple(args.also_test)) for seed in args.seeds]
+    run = partial(fit_and_test, fit_args, run_name=args.run_name, also_test=tuple(args.also_test))
+    if args.jobs == 1:
+        runs = [run(seed) for seed in args.seeds]
+    else:
+        threads = max(1, (os.cpu_count() or 1) // args.jobs)
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+            runs = list(pool.map(run, args.seeds))
     print(f"seeds {args.seeds}; cli.py fit {' '.join(fit_args)}")
     print(summarize(runs, tuple(args.also_test)))
 

@@ -1,6 +1,6 @@
 """Benchmark: data preparation, training throughput, seconds per epoch, full-ranking evaluation, memory.
 
-    python -m ur4rec.bench --data_dir ../shared/data/ml-100k [--epochs 5] [--batch_size 128]
+    python -m ur4rec.bench --data_dir ../shared/data/ml-100k [--epochs 5] [--batch_size 128] [--loss ce]
 
 Training runs through a real ``Trainer`` (the same code path as ``cli.py fit``), without validation;
 the first epoch is a warm-up and excluded from the per-epoch figure.
@@ -17,6 +17,7 @@ import time
 import lightning as L
 import torch
 
+from ur4rec.cli import negatives_for_loss
 from ur4rec.data.datamodule import UR4RecDataModule
 from ur4rec.metrics import full_ranking_ranks
 from ur4rec.module import UR4RecModule
@@ -52,16 +53,19 @@ def time_full_ranking(model: UR4RecModule, datamodule: UR4RecDataModule, device:
 
 
 def run_benchmark(data_dir: str, epochs: int = 5, batch_size: int = 128, min_rating: float = 4,
-                  min_user_interactions: int = 5, accelerator: str = "cpu") -> dict[str, float]:
+                  min_user_interactions: int = 5, accelerator: str = "cpu", loss: str = "ce",
+                  eval_batch_size: int = 1024) -> dict[str, float]:
+    """Prepare the data, train ``epochs`` epochs of SASRec with ``loss``, time a full-ranking test pass."""
     start = time.perf_counter()
     datamodule = UR4RecDataModule(data_dir, min_rating=min_rating, min_user_interactions=min_user_interactions,
-                                  batch_size=batch_size)
+                                  batch_size=batch_size, eval_batch_size=eval_batch_size,
+                                  train_negatives=negatives_for_loss(loss))
     splits = datamodule.load()
     results: dict[str, float] = {"prepare_s": time.perf_counter() - start, "users": splits.num_users,
                                  "items": splits.num_items, "interactions": splits.num_interactions}
 
     L.seed_everything(0, verbose=False)
-    model = UR4RecModule(num_items=splits.num_items)
+    model = UR4RecModule(num_items=splits.num_items, loss=loss)
     timer = EpochTimer()
     trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
@@ -85,9 +89,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min_rating", type=float, default=4)
     parser.add_argument("--min_user_interactions", type=int, default=5)
     parser.add_argument("--accelerator", default="cpu")
+    parser.add_argument("--loss", default="ce", choices=("ce", "bce", "bpr"))
     args = parser.parse_args(argv)
     results = run_benchmark(args.data_dir, args.epochs, args.batch_size, args.min_rating, args.min_user_interactions,
-                            args.accelerator)
+                            args.accelerator, args.loss)
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
     print(f"data: {args.data_dir}: {results['users']} users, {results['items']} items, "
           f"{results['interactions']} interactions")

@@ -140,6 +140,28 @@ def test_next_stage_starts_from_the_best_epoch_when_asked(datamodule, tmp_path, 
     assert not all(torch.equal(probe.end_of_epoch[0][k], v) for k, v in probe.end_of_epoch[2].items())
 
 
+def test_a_pretrained_sasrec_skips_its_stage_and_starts_from_the_checkpoint(datamodule, tmp_path):
+    pretrained = make_model(datamodule)
+    pretrained.setup = lambda stage: pretrained.load_item_features(datamodule.features)
+    trainer = make_trainer([TrainingStages(1, 0, 0, 0)], max_epochs=-1)
+    trainer.fit(pretrained, datamodule)
+    trainer.save_checkpoint(tmp_path / "pretrained.ckpt")
+
+    torch.manual_seed(1)
+    model = UR4RecModule(num_items=datamodule.num_items, hidden_size=16, experts=EXPERTS, text_dim=datamodule.text_dim,
+                         image_dim=datamodule.image_dim, retriever_hidden_size=16,
+                         sasrec_checkpoint=str(tmp_path / "pretrained.ckpt"))
+    assert all(torch.equal(p, q) for p, q in zip(model.sasrec.parameters(), pretrained.sasrec.parameters()))
+    model.setup = lambda stage: model.load_item_features(datamodule.features)
+    stages, probe = TrainingStages(5, 1, 0, 0), StageProbe()
+    make_trainer([stages, probe], max_epochs=-1).fit(model, datamodule)
+    assert stages.transitions == [{"stage": "pretrain_retriever", "epoch": 0, "step": 0}]
+    assert probe.epochs == [("pretrain_retriever", False, True)]
+    with pytest.raises(ValueError, match="no SASRec weights"):
+        torch.save({"state_dict": {"other.weight": torch.zeros(1)}}, tmp_path / "other.ckpt")
+        UR4RecModule(num_items=datamodule.num_items, sasrec_checkpoint=str(tmp_path / "other.ckpt"))
+
+
 def test_zero_epoch_stages_are_skipped():
     stages = TrainingStages(pretrain_sasrec=0, pretrain_retriever=0, joint_finetune=3, end_to_end=0)
     assert stages.stage == "joint_finetune" and stages.total_epochs == 3

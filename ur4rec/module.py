@@ -37,6 +37,15 @@ def masked_cross_entropy(scores: torch.Tensor, targets: torch.Tensor) -> torch.T
     return total / (targets != IGNORE).sum().clamp(min=1)
 
 
+def sasrec_weights(path: str) -> dict[str, torch.Tensor]:
+    """The SASRec weights (``sasrec.*`` without the prefix) of a Lightning checkpoint of this module."""
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    weights = {k.removeprefix("sasrec."): v for k, v in state.items() if k.startswith("sasrec.")}
+    if not weights:
+        raise ValueError(f"{path}: no SASRec weights (sasrec.*) in this checkpoint's state_dict")
+    return weights
+
+
 def _adam(params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=1e-3)
 
@@ -71,6 +80,8 @@ class UR4RecModule(L.LightningModule):
         top_k: recommendations per user from ``predict``.
         max_nonfinite_steps: a batch whose loss is NaN/inf is skipped (no optimizer steps); this many
             in a row stop the run (the on-exception checkpoint then holds the last good weights).
+        sasrec_checkpoint: start SASRec from the ``sasrec.*`` weights of this checkpoint (e.g. another
+            run's ``best-pretrain_sasrec.ckpt``); ``TrainingStages`` then skips ``pretrain_sasrec``.
         compile_sasrec: a ``torch.compile`` backend (e.g. ``inductor``) for the SASRec encoder, or None
             for eager mode. Compiled in place: parameter names and checkpoints are unchanged.
     """
@@ -107,6 +118,7 @@ class UR4RecModule(L.LightningModule):
         eval_ks: tuple[int, ...] = (5, 10, 20),
         top_k: int = 10,
         max_nonfinite_steps: int = 10,
+        sasrec_checkpoint: str | None = None,
         compile_sasrec: str | None = None,
     ):
         super().__init__()
@@ -117,6 +129,8 @@ class UR4RecModule(L.LightningModule):
         self.automatic_optimization = False
         self.sasrec_optimizer, self.retriever_optimizer = sasrec_optimizer, retriever_optimizer
         self.sasrec = SASRec(num_items, hidden_size, num_blocks, num_heads, dropout, max_seq_len)
+        if sasrec_checkpoint:
+            self.sasrec.load_state_dict(sasrec_weights(sasrec_checkpoint))
         if compile_sasrec:
             self.sasrec.compile(backend=compile_sasrec)
         self.retriever: MoERetriever | None = None

@@ -29,6 +29,7 @@ class TrainingStages(L.Callback):
         restore_best: when a stage ends, reload the weights of its best validation epoch
             (``best-<stage>.ckpt``) so the next stage starts from them rather than from the last epoch.
 
+    A fit whose SASRec comes pretrained (``model.sasrec_checkpoint``) skips ``pretrain_sasrec``.
     The module's ``stage``, ``stepping`` and ``score_mode`` attributes are set at each epoch start;
     ``requires_grad`` is never touched (DDP-safe). Stage, start step/epoch, the transition log and
     per-stage bests live in the checkpoint. Training stops when the last stage ends.
@@ -70,6 +71,10 @@ class TrainingStages(L.Callback):
     # --------------------------------------------------------------------------------- hooks
 
     def on_fit_start(self, trainer, pl_module) -> None:
+        if not self.transitions and getattr(pl_module.hparams, "sasrec_checkpoint", None) and any(
+                self.epochs[stage] for stage in STAGES[1:]):
+            self.epochs["pretrain_sasrec"] = 0  # SASRec comes pretrained (model.sasrec_checkpoint)
+            self.stage_index = self._next_stage(-1)
         if trainer.max_epochs is None or trainer.max_epochs < 0 or trainer.max_epochs > self.total_epochs:
             trainer.fit_loop.max_epochs = self.total_epochs
         if not self.transitions:

@@ -7,6 +7,11 @@ processes, each with an equal share of the CPU threads. Each seed trains as run 
 and is tested on its best validation checkpoint (selection never looks at the test split), and on
 any other checkpoint named with ``--also_test`` (e.g. ``best-end_to_end``, the best fused model of
 the last stage), reported with that name as a prefix.
+
+``--experiments A B ...`` runs each ``configs/experiments/<name>.yaml`` as an extra ``--config`` (runs
+``<run_name>-<name>-seed<k>``) and prints one row per experiment instead (an ablation table):
+
+    python -m ur4rec.seeds --run_name abl --seeds 0 --experiments no_image no_text -- --config configs/ur4rec.yaml ...
 """
 
 from __future__ import annotations
@@ -64,25 +69,62 @@ def summarize(runs: list[dict[str, float]], also_test: tuple[str, ...] = ()) -> 
     return "\n".join(lines)
 
 
+ABLATION_COLUMNS = ("test/ndcg@10", "test/hit@10")
+ABLATION_COUNTS = ("optimizer_steps", "joint_steps_sasrec", "joint_steps_retriever", "switches")
+
+
+def ablation_table(runs: dict[str, list[dict[str, float]]], also_test: tuple[str, ...] = ()) -> str:
+    """A Markdown table with one row per experiment: metrics (mean over its seeds) and step counts."""
+    columns = [*ABLATION_COLUMNS, *(f"{name}:{k}" for name in also_test for k in ABLATION_COLUMNS), *ABLATION_COUNTS]
+    lines = ["| experiment | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, seeds in runs.items():
+        cells = []
+        for column in columns:
+            values = [r[column] for r in seeds if column in r]
+            mean = statistics.mean(values) if values else float("nan")
+            cells.append(f"{mean:.0f}" if column in ABLATION_COUNTS else f"{mean:.4f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--run_name", required=True, help="runs are named <run_name>-seed<k>")
     parser.add_argument("--also_test", nargs="*", default=[], help="checkpoint names to test besides the best")
-    parser.add_argument("--jobs", type=int, default=1, help="seeds trained at the same time")
+    parser.add_argument("--jobs", type=int, default=1, help="runs trained at the same time")
+    parser.add_argument("--experiments", nargs="*", default=[],
+                        help="configs/experiments/<name>.yaml overlays, one table row each")
     parser.add_argument("fit_args", nargs=argparse.REMAINDER, help="arguments for cli.py fit, after --")
     args = parser.parse_args(argv)
     fit_args = [a for a in args.fit_args if a != "--"]
-    run = partial(fit_and_test, fit_args, run_name=args.run_name, also_test=tuple(args.also_test))
-    if args.jobs == 1:
-        runs = [run(seed) for seed in args.seeds]
-    else:
-        threads = max(1, (os.cpu_count() or 1) // args.jobs)
-        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=torch.set_num_threads, initargs=(threads,)) as pool:
-            runs = list(pool.map(run, args.seeds))
+    also_test = tuple(args.also_test)
+    jobs = [(name, [*fit_args, "--config", f"configs/experiments/{name}.yaml"], f"{args.run_name}-{name}", seed)
+            for name in args.experiments for seed in args.seeds] \
+        or [("", fit_args, args.run_name, seed) for seed in args.seeds]
+    results = run_all([job[1:] for job in jobs], also_test, args.jobs)
     print(f"seeds {args.seeds}; cli.py fit {' '.join(fit_args)}")
-    print(summarize(runs, tuple(args.also_test)))
+    if args.experiments:
+        runs = {name: [r for job, r in zip(jobs, results) if job[0] == name] for name in args.experiments}
+        print(ablation_table(runs, also_test))
+    else:
+        print(summarize(results, also_test))
+
+
+def _fit_and_test(job: tuple[list[str], str, int], also_test: tuple[str, ...]) -> dict[str, float]:
+    fit_args, run_name, seed = job
+    return fit_and_test(fit_args, seed, run_name, also_test)
+
+
+def run_all(jobs: list[tuple[list[str], str, int]], also_test: tuple[str, ...], parallel: int) -> list[dict]:
+    """Each (fit args, run name, seed) through ``fit_and_test``; ``parallel`` processes at a time."""
+    run = partial(_fit_and_test, also_test=also_test)
+    if parallel == 1:
+        return [run(job) for job in jobs]
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+        return list(pool.map(run, jobs))
 
 
 if __name__ == "__main__":

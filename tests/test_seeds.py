@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ur4rec.seeds import ablation_table, summarize
+from ur4rec.seeds import ablation_table, summarize, with_overlay
 
 
 def test_summary_has_mean_std_and_every_seed():
@@ -22,3 +22,10 @@ def test_ablation_table_has_one_row_per_experiment_averaged_over_seeds():
     assert lines[0].startswith("| experiment | test/ndcg@10 | test/hit@10 | best-end_to_end:test/ndcg@10 |")
     assert lines[2] == "| no_image | 0.1500 | 0.3000 | 0.0600 | nan | 100 | nan | nan | 4 |"
     assert lines[3].startswith("| no_text | 0.3000 | 0.5000 | nan |")
+
+
+def test_overlay_goes_after_the_base_config_so_later_overrides_win():
+    args = ["--config", "configs/ur4rec.yaml", "--config", "mine.yaml", "--trainer.max_epochs", "3"]
+    assert with_overlay(args, "x.yaml") == ["--config", "configs/ur4rec.yaml", "--config", "x.yaml",
+                                            "--config", "mine.yaml", "--trainer.max_epochs", "3"]
+    assert with_overlay(["--a", "1"], "x.yaml") == ["--config", "x.yaml", "--a", "1"]

@@ -93,6 +93,14 @@ def test_distillation_teaches_each_side_with_the_other_detached():
     assert bidirectional_distillation(identical, identical).item() == pytest.approx(0.0, abs=1e-6)
 
 
+def test_distillation_averages_only_the_masked_rows():
+    torch.manual_seed(0)
+    s, r = torch.randn(5, N + 1), torch.randn(5, N + 1)
+    keep = torch.tensor([True, False, True, True, False])
+    torch.testing.assert_close(bidirectional_distillation(s, r, mask=keep), bidirectional_distillation(s[keep], r[keep]))
+    assert bidirectional_distillation(s, r, mask=torch.zeros(5, dtype=torch.bool)).item() == 0.0
+
+
 def test_distillation_in_the_module_changes_both_sides():
     module = make_module(distill_weight=1.0)
     flags = grads_of(module, module.compute_losses(batch())["distill"])

@@ -143,10 +143,10 @@ def test_fusion_sweep_scores_each_weight_on_validation(workdir, monkeypatch, cap
     table = capsys.readouterr().out
     assert "| fusion_weight | val/ndcg@10" in table and "| 1.00" in table
 
-    # weight 1.0 is SASRec alone and weight 0.4 the configured fused model, each validated directly
+    # weight 1.0 is SASRec alone and the configured weight the fused model, each validated directly
     cli = main(["validate", *args, "--ckpt_path=checkpoints/straight/last.ckpt", "--trainer.logger=false"])
     fused = float(cli.trainer.callback_metrics["val/ndcg@10"])
     cli.model.score_mode = "sasrec"
     sasrec = float(cli.trainer.validate(cli.model, cli.datamodule, verbose=False)[0]["val/ndcg@10"])
-    rows = sweep(cli, "checkpoints/straight/last.ckpt", [0.4, 1.0])
+    rows = sweep(cli, "checkpoints/straight/last.ckpt", [cli.model.hparams.fusion_weight, 1.0])
     assert [r["val/ndcg@10"] for r in rows] == pytest.approx([fused, sasrec], abs=1e-6)

@@ -55,13 +55,11 @@ def write_movielens_like(root: Path, scale: int, seed: int = 0) -> Path:
     return root
 
 
-def measure(work_dir: str, scale: int, epochs: int, eval_batch_size: int) -> dict[str, float]:
-    """One scale, run in its own process: generate the data, then ``ur4rec.bench.run_benchmark``."""
+def measure(data_dir: str, scale: int, epochs: int, eval_batch_size: int) -> dict[str, float]:
+    """One scale, run in its own process (so its peak memory is its own): ``ur4rec.bench.run_benchmark``."""
     from ur4rec.bench import run_benchmark
 
-    data_dir = write_movielens_like(Path(work_dir) / f"x{scale}", scale)
-    return {"scale": scale, **run_benchmark(str(data_dir), epochs=epochs, loss="bce",
-                                            eval_batch_size=eval_batch_size)}
+    return {"scale": scale, **run_benchmark(data_dir, epochs=epochs, loss="bce", eval_batch_size=eval_batch_size)}
 
 
 def format_table(rows: list[dict[str, float]]) -> str:
@@ -87,8 +85,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows = []
     for scale in args.scales:
+        data_dir = str(write_movielens_like(Path(args.work_dir) / f"x{scale}", scale))
         with multiprocessing.get_context("spawn").Pool(1) as pool:  # a fresh process: its own peak memory
-            rows.append(pool.apply(measure, (args.work_dir, scale, args.epochs, args.eval_batch_size)))
+            rows.append(pool.apply(measure, (data_dir, scale, args.epochs, args.eval_batch_size)))
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}; "
           f"SASRec (hidden 64, 2 blocks, max length 50), BCE loss, batch 128, eval batch {args.eval_batch_size}")
     print(format_table(rows))

@@ -80,8 +80,9 @@ class UR4RecModule(L.LightningModule):
         top_k: recommendations per user from ``predict``.
         max_nonfinite_steps: a batch whose loss is NaN/inf is skipped (no optimizer steps); this many
             in a row stop the run (the on-exception checkpoint then holds the last good weights).
-        sasrec_checkpoint: start SASRec from the ``sasrec.*`` weights of this checkpoint (e.g. another
-            run's ``best-pretrain_sasrec.ckpt``); ``TrainingStages`` then skips ``pretrain_sasrec``.
+        sasrec_checkpoint: a fresh fit (not a resumed one) starts SASRec from the ``sasrec.*`` weights of
+            this checkpoint (e.g. another run's ``best-pretrain_sasrec.ckpt``); ``TrainingStages`` then
+            skips ``pretrain_sasrec``. Other commands never read it.
         compile_sasrec: a ``torch.compile`` backend (e.g. ``inductor``) for the SASRec encoder, or None
             for eager mode. Compiled in place: parameter names and checkpoints are unchanged.
     """
@@ -129,8 +130,6 @@ class UR4RecModule(L.LightningModule):
         self.automatic_optimization = False
         self.sasrec_optimizer, self.retriever_optimizer = sasrec_optimizer, retriever_optimizer
         self.sasrec = SASRec(num_items, hidden_size, num_blocks, num_heads, dropout, max_seq_len)
-        if sasrec_checkpoint:
-            self.sasrec.load_state_dict(sasrec_weights(sasrec_checkpoint))
         if compile_sasrec:
             self.sasrec.compile(backend=compile_sasrec)
         self.retriever: MoERetriever | None = None
@@ -195,6 +194,10 @@ class UR4RecModule(L.LightningModule):
         self.item_text.copy_(tables.item_text)
         self.item_image.copy_(tables.item_image.reshape(self.item_image.shape))
         self.image_mask.copy_(tables.image_mask)
+
+    def on_fit_start(self) -> None:
+        if self.hparams.sasrec_checkpoint and self.trainer.ckpt_path is None:
+            self.sasrec.load_state_dict(sasrec_weights(self.hparams.sasrec_checkpoint))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["ur4rec_state"] = {"stage": self.stage, "stepping": list(self.stepping), "score_mode": self.score_mode}
@@ -274,7 +277,8 @@ class UR4RecModule(L.LightningModule):
             losses["contrastive"] = self.contrastive(last, batch["user_text"], batch["user"])
             auxiliary = auxiliary + hp.contrastive_weight * losses["contrastive"]
         if hp.distill_weight > 0:
-            losses["distill"] = bidirectional_distillation(sasrec_scores, out.scores, hp.distill_temperature)
+            losses["distill"] = bidirectional_distillation(sasrec_scores, out.scores, hp.distill_temperature,
+                                                           mask=positives > 0)
             auxiliary = auxiliary + hp.distill_weight * losses["distill"]
         losses["total"] = hp.fused_loss_weight * losses["fused"] + self.aux_loss_scale * auxiliary
         return losses

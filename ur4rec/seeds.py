@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     fit_args = [a for a in args.fit_args if a != "--"]
     also_test = tuple(args.also_test)
-    jobs = [(name, [*fit_args, "--config", f"configs/experiments/{name}.yaml"], f"{args.run_name}-{name}", seed)
+    jobs = [(name, with_overlay(fit_args, f"configs/experiments/{name}.yaml"), f"{args.run_name}-{name}", seed)
             for name in args.experiments for seed in args.seeds] \
         or [("", fit_args, args.run_name, seed) for seed in args.seeds]
     results = run_all([job[1:] for job in jobs], also_test, args.jobs)
@@ -109,6 +109,13 @@ def main(argv: list[str] | None = None) -> None:
         print(ablation_table(runs, also_test))
     else:
         print(summarize(results, also_test))
+
+
+def with_overlay(fit_args: list[str], config: str) -> list[str]:
+    """``fit_args`` with ``--config config`` right after the first ``--config`` (so later arguments,
+    e.g. the user's overrides, still win over the overlay)."""
+    at = fit_args.index("--config") + 2 if "--config" in fit_args else 0
+    return [*fit_args[:at], "--config", config, *fit_args[at:]]
 
 
 def _fit_and_test(job: tuple[list[str], str, int], also_test: tuple[str, ...]) -> dict[str, float]:

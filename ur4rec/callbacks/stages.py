@@ -28,6 +28,7 @@ class TrainingStages(L.Callback):
         save_dir: where ``best-<stage>.ckpt`` is written (defaults to the ModelCheckpoint folder).
         restore_best: when a stage ends, reload the weights of its best validation epoch
             (``best-<stage>.ckpt``) so the next stage starts from them rather than from the last epoch.
+            (The last stage's best weights stay in ``best-<stage>.ckpt``; the run ends on its last epoch.)
 
     A fit whose SASRec comes pretrained (``model.sasrec_checkpoint``) skips ``pretrain_sasrec``.
     The module's ``stage``, ``stepping`` and ``score_mode`` attributes are set at each epoch start;
@@ -71,6 +72,8 @@ class TrainingStages(L.Callback):
     # --------------------------------------------------------------------------------- hooks
 
     def on_fit_start(self, trainer, pl_module) -> None:
+        if self.restore_best and self._best_path(trainer) is None:
+            raise ValueError("TrainingStages(restore_best=True) needs save_dir or a ModelCheckpoint folder")
         if not self.transitions and getattr(pl_module.hparams, "sasrec_checkpoint", None) and any(
                 self.epochs[stage] for stage in STAGES[1:]):
             self.epochs["pretrain_sasrec"] = 0  # SASRec comes pretrained (model.sasrec_checkpoint)
@@ -105,10 +108,7 @@ class TrainingStages(L.Callback):
 
     def _load_best_weights(self, trainer) -> None:
         """Every rank reads the file rank 0 wrote (``save_checkpoint`` ends with a barrier)."""
-        path = self._best_path(trainer)
-        if path is None:
-            raise ValueError("TrainingStages(restore_best=True) needs save_dir or a ModelCheckpoint folder")
-        state = torch.load(path, map_location=trainer.lightning_module.device, weights_only=True)["state_dict"]
+        state = torch.load(self._best_path(trainer), map_location=trainer.lightning_module.device, weights_only=True)["state_dict"]
         trainer.lightning_module.load_state_dict(state)
 
     def on_validation_end(self, trainer, pl_module) -> None:

@@ -41,14 +41,17 @@ def next_item_loss(hidden: torch.Tensor, target: torch.Tensor, item_weight: torc
 
 
 def bidirectional_distillation(sasrec_scores: torch.Tensor, retriever_scores: torch.Tensor,
-                               temperature: float = 2.0) -> torch.Tensor:
+                               temperature: float = 2.0, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Mutual distillation between the two score distributions over items 1..N.
 
     SASRec learns from the retriever's softened distribution (retriever detached as teacher) and the
-    retriever from SASRec's (SASRec detached); scaled by T^2 as in Hinton et al. Inputs (P, N + 1).
+    retriever from SASRec's (SASRec detached); scaled by T^2 as in Hinton et al. Inputs (P, N + 1);
+    ``mask`` (P,) bool keeps the rows that are real transitions (default all); the loss is their mean.
     """
     s = (sasrec_scores[:, 1:] / temperature).clamp(min=-1e4)  # an item no expert scores is -inf
     r = (retriever_scores[:, 1:] / temperature).clamp(min=-1e4)
-    to_sasrec = F.kl_div(s.log_softmax(-1), r.detach().log_softmax(-1), log_target=True, reduction="batchmean")
-    to_retriever = F.kl_div(r.log_softmax(-1), s.detach().log_softmax(-1), log_target=True, reduction="batchmean")
-    return temperature ** 2 * (to_sasrec + to_retriever)
+    to_sasrec = F.kl_div(s.log_softmax(-1), r.detach().log_softmax(-1), log_target=True, reduction="none")
+    to_retriever = F.kl_div(r.log_softmax(-1), s.detach().log_softmax(-1), log_target=True, reduction="none")
+    per_row = (to_sasrec + to_retriever).sum(-1)  # (P,)
+    rows = torch.ones_like(per_row) if mask is None else mask.to(per_row.dtype)
+    return temperature ** 2 * (per_row * rows).sum() / rows.sum().clamp(min=1)

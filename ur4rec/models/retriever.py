@@ -95,4 +95,4 @@ def load_balance_loss(weights: torch.Tensor, mask: torch.Tensor | None = None) -
         mask = torch.ones(weights.shape[0], dtype=torch.bool, device=weights.device)
     rows = mask.to(weights.dtype)[:, None]  # (B, 1)
     mean = (weights * rows).sum(0) / rows.sum().clamp(min=1)  # (E,)
-    return weights.shape[1] * (mean * mean).sum() - 1
+    return (weights.shape[1] * (mean * mean).sum() - 1) * (rows.sum() > 0)  # 0 when no row counts

@@ -288,7 +288,16 @@ def test_concurrent_runs_share_the_cache_safely(data_dir, tmp_path, env):
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_interrupt_keeps_what_was_generated(data_dir, tmp_path, env):
+@pytest.fixture
+def default_sigint():
+    """Ctrl-C as a fresh ``python cli.py generate`` sees it (KeyboardInterrupt), whatever SIGINT handler
+    a library used by an earlier test in this process left installed."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_interrupt_keeps_what_was_generated(data_dir, tmp_path, env, default_sigint):
     """SIGINT mid-run: the finished answers are cached and written; the rerun asks only for the rest."""
     out = tmp_path / "out"
     sent = threading.Event()

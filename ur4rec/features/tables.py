@@ -12,7 +12,7 @@ import torch
 from ur4rec.data.preprocessing import SequenceSplits
 from ur4rec.data.readers import RawDataset
 from ur4rec.features.image_embeddings import ImageEncoder, embed_images, make_image_encoder
-from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL, TEXT_BATCH_SIZE, TextEncoder, embed_texts
+from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL, TEXT_MAX_TOKENS, TextEncoder, embed_texts
 from ur4rec.features.texts import ITEM_SOURCES, USER_SOURCES, TextTables, build_texts
 
 
@@ -85,7 +85,7 @@ def build_feature_tables(
     cache_dir: str | Path | None = None,
     device: str = "cpu",
     texts: TextTables | None = None,
-    text_batch_size: int = TEXT_BATCH_SIZE,
+    text_max_tokens: int = TEXT_MAX_TOKENS,
     image_batch_size: int = 32,
 ) -> FeatureTables:
     """Texts (:func:`build_texts`), their embeddings, and poster embeddings, aligned with ``splits``.
@@ -104,7 +104,7 @@ def build_feature_tables(
     texts = texts if texts is not None else build_texts(raw, splits, llm_dir)
     stats["texts_seconds"] = round(time.perf_counter() - t0, 3)
 
-    encoder = TextEncoder(text_model, device, text_batch_size) if isinstance(text_model, str) else text_model
+    encoder = TextEncoder(text_model, device, text_max_tokens) if isinstance(text_model, str) else text_model
     t0 = time.perf_counter()
     embedded = embed_texts(texts.item_texts[1:] + texts.user_texts, encoder, cache_dir=cache_dir)
     stats["text_embedding_seconds"] = round(time.perf_counter() - t0, 3)

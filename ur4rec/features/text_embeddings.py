@@ -8,6 +8,7 @@ is loaded lazily: a run whose texts are all cached never imports sentence-transf
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -17,9 +18,10 @@ import numpy as np
 from ur4rec.features.cache import EmbeddingCache, NullCache, cached_compute, content_key, folder_fingerprint, open_cache
 
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-# Texts per forward pass: on 2 CPU cores 16 was fastest for the ML-100K texts (single runs, embedding only:
-# 8: 60 s, 16: 58-61 s, 64: 62 s, 128: 68 s).
-TEXT_BATCH_SIZE = 16
+# Token budget of one forward pass (texts x tokens, every text of a batch has the same token count). On
+# 2 CPU cores, embedding the 2,281 ML-100K texts took 58.8 s with 1,024 and 49-52 s with 2,048-4,096,
+# against 63.9 s for padded batches of 16 texts (BENCHMARKS.md).
+TEXT_MAX_TOKENS = 2048
 _DEFAULT_ALIASES = {DEFAULT_TEXT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
@@ -45,13 +47,13 @@ def text_model_identity(model: str) -> str:
 class TextEncoder:
     """A lazily loaded sentence-transformers model producing L2-normalised float32 vectors."""
 
-    def __init__(self, model: str = DEFAULT_TEXT_MODEL, device: str = "cpu", batch_size: int = TEXT_BATCH_SIZE):
+    def __init__(self, model: str = DEFAULT_TEXT_MODEL, device: str = "cpu", max_tokens: int = TEXT_MAX_TOKENS):
         self.model_name = model
         self.name = text_model_identity(model)
         self.device = device
-        self.batch_size = batch_size
+        self.max_tokens = max_tokens
         self._model = None
-        self.calls = 0  # batches of texts sent to the model (for tests and benchmarks)
+        self.calls = 0  # encode() calls (for tests and benchmarks)
 
     @property
     def loaded(self) -> bool:
@@ -84,15 +86,62 @@ class TextEncoder:
         get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get())
 
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text as the model sees it (special tokens included, truncated to its maximum)."""
+        model = self.load()
+        ids = model.tokenizer(list(texts), truncation=True, max_length=model.max_seq_length)["input_ids"]
+        return [len(row) for row in ids]
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """(len(texts), dim) float32, rows of unit norm."""
+        """(len(texts), dim) float32, rows of unit norm.
+
+        Texts are batched by equal token count, so no forward pass computes padding. On the CPU the batches
+        run on one worker thread per core, each with one torch thread (on 2 cores 3-7% faster than one
+        worker with two torch threads).
+        """
         model = self.load()
         self.calls += 1
-        vectors = model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(vectors, dtype=np.float32)
+        batches = equal_length_batches(self.token_lengths(texts), self.max_tokens)
+        inputs = [model.preprocess([texts[i] for i in rows]) for rows in batches]  # tokenizers are not thread-safe
+
+        def forward(features):
+            import torch
+
+            features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
+            with torch.inference_mode():
+                vectors = model(features)["sentence_embedding"].float()
+                return torch.nn.functional.normalize(vectors, dim=-1).cpu().numpy()
+
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for rows, out in zip(batches, _map_on_cores(forward, inputs, on_cpu=model.device.type == "cpu")):
+            vectors[rows] = out
+        return vectors
+
+
+def equal_length_batches(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Indices grouped by equal length, longest first, at most ``max_tokens`` tokens (and one text) per batch."""
+    by_length: dict[int, list[int]] = {}
+    for index, length in enumerate(lengths):
+        by_length.setdefault(length, []).append(index)
+    batches = []
+    for length in sorted(by_length, reverse=True):
+        rows, per_batch = by_length[length], max(1, max_tokens // max(length, 1))
+        batches += [rows[start:start + per_batch] for start in range(0, len(rows), per_batch)]
+    return batches
+
+
+def _map_on_cores(fn, items: list, on_cpu: bool) -> list:
+    """``[fn(x) for x in items]``; on the CPU, one worker thread per torch thread, each running one-threaded."""
+    import torch
+
+    workers = torch.get_num_threads() if on_cpu else 1
+    if workers == 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        try:
+            return list(pool.map(fn, items))
+        finally:
+            torch.set_num_threads(workers)  # the initializer changed MKL's process-wide setting
 
 
 @dataclass
@@ -135,14 +184,17 @@ def embed_texts(
     keys = [content_key(t) if t else None for t in texts]
     by_key = {k: t for k, t in zip(keys, texts) if k is not None}
     unique = list(by_key)
-    found: dict[str, np.ndarray] = {}
-    computed = cached = 0
-    for start in range(0, len(unique), chunk_size):  # each chunk is cached as soon as it is done
-        chunk, stats = cached_compute(
-            unique[start:start + chunk_size], lambda missing: encoder.encode([by_key[k] for k in missing]), cache
+    found = cache.get_many(unique)
+    missing = [k for k in unique if k not in found]
+    if missing:  # equal token counts side by side, so every chunk batches without padding
+        lengths = encoder.token_lengths([by_key[k] for k in missing])
+        missing = [k for _, k in sorted(zip(lengths, missing), key=lambda pair: -pair[0])]
+    for start in range(0, len(missing), chunk_size):  # each chunk is cached as soon as it is done
+        chunk, _ = cached_compute(
+            missing[start:start + chunk_size], lambda keys: encoder.encode([by_key[k] for k in keys]), cache
         )
         found.update(chunk)
-        computed, cached = computed + stats.computed, cached + stats.cached
+    computed, cached = len(missing), len(unique) - len(missing)
     dims = {v.shape[0] for v in found.values()}
     if len(dims) > 1:
         raise ValueError(f"text vectors of different sizes {sorted(dims)} for model {encoder.name!r}")

@@ -23,7 +23,7 @@ META = torch.device("meta")
 def module(**kwargs) -> UR4RecModule:
     torch.manual_seed(0)
     return UR4RecModule(num_items=N, max_seq_len=L, hidden_size=16, experts=EXPERTS, text_dim=8, image_dim=4,
-                        retriever_hidden_size=16, retriever_positions=5, contrastive_queue_size=6, **kwargs).to(META)
+                        retriever_hidden_size=16, retriever_positions=5, contrastive_queue_size=6, recent_content=3, **kwargs).to(META)
 
 
 def training_batch(negatives: int = 0) -> dict[str, torch.Tensor]:

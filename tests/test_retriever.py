@@ -51,6 +51,20 @@ def test_expert_scores_share_a_bounded_scale(retriever):
         assert out.expert_scores[name].abs().max() <= scale[e] + 1e-5
 
 
+def test_recent_text_enters_the_user_context():
+    torch.manual_seed(0)
+    retriever = MoERetriever(N, DS, DT, DI, hidden_size=16, recent_text=True).eval()
+    args = inputs()
+    recent = torch.randn(4, DT)
+    first, second = retriever(*args, recent_text=recent), retriever(*args, recent_text=recent.flip(0))
+    assert not torch.allclose(first.scores[:, 1:], second.scores[:, 1:]) and not torch.allclose(first.weights,
+                                                                                                 second.weights)
+    with pytest.raises(ValueError, match="built with recent_text=True"):
+        retriever(*args)
+    with pytest.raises(ValueError, match="built with recent_text=False"):
+        MoERetriever(N, DS, DT, DI, hidden_size=16)(*args, recent_text=recent)
+
+
 def test_switched_off_experts_are_not_built():
     text_only = MoERetriever(N, DS, DT, DI, experts=("preference", "description"))
     assert text_only.experts == ("preference", "description")

@@ -163,6 +163,44 @@ def test_a_pretrained_sasrec_skips_its_stage_and_starts_from_the_checkpoint(data
         sasrec_weights(str(tmp_path / "other.ckpt"))
 
 
+class LearningRates(L.Callback):
+    """The SASRec optimizer's learning rate at each training epoch's first batch."""
+
+    def __init__(self):
+        self.lrs: list[tuple[str, float]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == 0:
+            self.lrs.append((pl_module.stage, trainer.optimizers[0].param_groups[0]["lr"]))
+
+
+def test_finetune_sasrec_lr_applies_after_the_sasrec_stage_only(datamodule):
+    model = make_model(datamodule)
+    model.setup = lambda stage: model.load_item_features(datamodule.features)
+    probe = LearningRates()
+    make_trainer([TrainingStages(1, 1, 1, 1, finetune_sasrec_lr=1e-5), probe], max_epochs=-1).fit(model, datamodule)
+    assert probe.lrs == [("pretrain_sasrec", 1e-3), ("pretrain_retriever", 1e-5), ("joint_finetune", 1e-5),
+                         ("end_to_end", 1e-5)]
+    with pytest.raises(ValueError, match="finetune_sasrec_lr"):
+        TrainingStages(finetune_sasrec_lr=0)
+
+
+def test_recent_item_text_is_the_mean_over_each_window(datamodule):
+    model = UR4RecModule(num_items=datamodule.num_items, hidden_size=16, experts=EXPERTS, text_dim=datamodule.text_dim,
+                         image_dim=datamodule.image_dim, retriever_hidden_size=16, recent_content=3)
+    model.load_item_features(datamodule.features)
+    items = torch.tensor([[0, 0, 0, 5, 2], [1, 2, 3, 4, 6]])  # left-padded like the training inputs
+    got = model.recent_item_text(items, positions=3)  # windows ending at the last 3 columns
+    text = model.item_text
+    expected = torch.stack([
+        torch.stack([torch.zeros_like(text[0]), text[5], (text[5] + text[2]) / 2]),
+        torch.stack([(text[1] + text[2] + text[3]) / 3, (text[2] + text[3] + text[4]) / 3,
+                     (text[3] + text[4] + text[6]) / 3]),
+    ])
+    torch.testing.assert_close(got, expected)
+    assert make_model(datamodule).recent_item_text(items, 3) is None  # off by default
+
+
 def test_zero_epoch_stages_are_skipped():
     stages = TrainingStages(pretrain_sasrec=0, pretrain_retriever=0, joint_finetune=3, end_to_end=0)
     assert stages.stage == "joint_finetune" and stages.total_epochs == 3

@@ -83,6 +83,9 @@ class UR4RecModule(L.LightningModule):
         sasrec_checkpoint: a fresh fit (not a resumed one) starts SASRec from the ``sasrec.*`` weights of
             this checkpoint (e.g. another run's ``best-pretrain_sasrec.ckpt``); ``TrainingStages`` then
             skips ``pretrain_sasrec``. Other commands never read it.
+        recent_content: the retriever's user context also sees the mean description vector of the user's
+            last this many items (0 = off): content of the latest items, which the preference profile
+            (built without the latest training items) lacks.
         compile_sasrec: a ``torch.compile`` backend (e.g. ``inductor``) for the SASRec encoder, or None
             for eager mode. Compiled in place: parameter names and checkpoints are unchanged.
     """
@@ -121,6 +124,7 @@ class UR4RecModule(L.LightningModule):
         max_nonfinite_steps: int = 10,
         sasrec_checkpoint: str | None = None,
         compile_sasrec: str | None = None,
+        recent_content: int = 0,
     ):
         super().__init__()
         if loss not in LOSSES:
@@ -140,7 +144,7 @@ class UR4RecModule(L.LightningModule):
                 raise ValueError("the retriever needs feature dimensions: enable data.features (linked automatically "
                                  f"by the CLI); got text_dim={text_dim}, image_dim={image_dim}")
             self.retriever = MoERetriever(num_items, hidden_size, text_dim, max(image_dim, 1), retriever_hidden_size,
-                                          experts, retriever_dropout)
+                                          experts, retriever_dropout, recent_text=recent_content > 0)
             self.fusion = ScoreFusion(fusion_weight, learned_fusion)
             if contrastive_weight > 0:
                 self.contrastive = MemoryBankContrastive(hidden_size, text_dim, retriever_hidden_size,
@@ -209,9 +213,20 @@ class UR4RecModule(L.LightningModule):
 
     # ------------------------------------------------------------------------------------------ scoring
 
-    def retrieve(self, states: torch.Tensor, user_text: torch.Tensor) -> RetrieverOutput:
-        """Retriever scores for user states (B, D) and preference vectors (B, Dt)."""
-        return self.retriever(states, user_text, self.item_text, self.item_image, self.image_mask)
+    def retrieve(self, states: torch.Tensor, user_text: torch.Tensor,
+                 recent_text: torch.Tensor | None = None) -> RetrieverOutput:
+        """Retriever scores for user states (B, D), preference vectors (B, Dt) and recent-item text (B, Dt)."""
+        return self.retriever(states, user_text, self.item_text, self.item_image, self.image_mask, recent_text)
+
+    def recent_item_text(self, items: torch.Tensor, positions: int) -> torch.Tensor | None:
+        """(B, L) item ids -> (B, positions, Dt): for each of the last ``positions`` columns, the mean text
+        vector of the ``recent_content`` real items ending there (zeros if none); None when that is 0."""
+        k = self.hparams.recent_content
+        if not k:
+            return None
+        windows = F.pad(items, (k - 1, 0))[:, -(positions + k - 1):].unfold(1, k, 1)  # (B, positions, k)
+        real = (windows > 0).unsqueeze(-1).to(self.item_text.dtype)  # (B, positions, k, 1)
+        return (self.item_text[windows] * real).sum(2) / real.sum(2).clamp(min=1)
 
     def score_parts(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, RetrieverOutput | None]:
         """The SASRec and retriever terms of each item's score per ``score_mode``, both (B, N + 1).
@@ -222,7 +237,8 @@ class UR4RecModule(L.LightningModule):
         sasrec_scores = self.sasrec.score_all(states)  # (B, N + 1)
         if self.retriever is None or self.score_mode == "sasrec":
             return sasrec_scores, torch.zeros_like(sasrec_scores), None
-        out = self.retrieve(states, batch["user_text"])
+        latest = self.recent_item_text(batch["input"], 1)  # (B, 1, Dt) or None
+        out = self.retrieve(states, batch["user_text"], None if latest is None else latest[:, 0])
         if self.score_mode == "retriever":
             return torch.zeros_like(out.scores), out.scores, out
         return (*self.fusion.parts(sasrec_scores, out.scores), out)
@@ -259,7 +275,8 @@ class UR4RecModule(L.LightningModule):
         positives = target[:, -recent:].flatten()  # (P,), 0 = padding
         real = positives > 0  # (P,)
         user_text = batch["user_text"][:, None, :].expand(-1, recent, -1).flatten(0, 1)  # (P, Dt)
-        out = self.retrieve(states, user_text)
+        recent_text = self.recent_item_text(batch["input"], recent)  # (B, recent, Dt) or None
+        out = self.retrieve(states, user_text, None if recent_text is None else recent_text.flatten(0, 1))
         # a target no active expert can score (no poster in an image-only ablation) has no retriever loss
         scorable = real & torch.isfinite(out.scores.gather(1, positives[:, None])).squeeze(1)  # (P,)
         targets = positives.masked_fill(~scorable, IGNORE)  # (P,)

@@ -29,6 +29,8 @@ class TrainingStages(L.Callback):
         restore_best: when a stage ends, reload the weights of its best validation epoch
             (``best-<stage>.ckpt``) so the next stage starts from them rather than from the last epoch.
             (The last stage's best weights stay in ``best-<stage>.ckpt``; the run ends on its last epoch.)
+        finetune_sasrec_lr: SASRec's learning rate in the stages after ``pretrain_sasrec`` (None: the
+            optimizer's own), so the joint stages refine the pretrained SASRec instead of moving it away.
 
     A fit whose SASRec comes pretrained (``model.sasrec_checkpoint``) skips ``pretrain_sasrec``.
     The module's ``stage``, ``stepping`` and ``score_mode`` attributes are set at each epoch start;
@@ -38,13 +40,16 @@ class TrainingStages(L.Callback):
 
     def __init__(self, pretrain_sasrec: int = 20, pretrain_retriever: int = 10, joint_finetune: int = 10,
                  end_to_end: int = 5, plateau_patience: int | None = None, monitor: str = "val/ndcg@10",
-                 save_dir: str | None = None, restore_best: bool = False):
+                 save_dir: str | None = None, restore_best: bool = False, finetune_sasrec_lr: float | None = None):
         self.epochs = {"pretrain_sasrec": pretrain_sasrec, "pretrain_retriever": pretrain_retriever,
                        "joint_finetune": joint_finetune, "end_to_end": end_to_end}
         if any(v < 0 for v in self.epochs.values()) or not any(self.epochs.values()):
             raise ValueError(f"stage epochs must be >= 0 and not all 0, got {self.epochs}")
         self.plateau_patience, self.monitor, self.save_dir = plateau_patience, monitor, save_dir
         self.restore_best = restore_best
+        if finetune_sasrec_lr is not None and finetune_sasrec_lr <= 0:
+            raise ValueError(f"finetune_sasrec_lr must be > 0, got {finetune_sasrec_lr}")
+        self.finetune_sasrec_lr = finetune_sasrec_lr
         self.stage_index = self._next_stage(-1)
         self.stage_start_epoch, self.stage_start_step = 0, 0
         self.transitions: list[dict] = []
@@ -65,9 +70,12 @@ class TrainingStages(L.Callback):
             index += 1
         return index
 
-    def _apply(self, pl_module) -> None:
+    def _apply(self, trainer, pl_module) -> None:
         pl_module.stage = self.stage
         pl_module.stepping, pl_module.score_mode = STAGE_POLICY[self.stage]
+        if self.finetune_sasrec_lr is not None and self.stage != "pretrain_sasrec" and trainer.optimizers:
+            for group in trainer.optimizers[0].param_groups:  # SASRec's optimizer comes first
+                group["lr"] = self.finetune_sasrec_lr
 
     # --------------------------------------------------------------------------------- hooks
 
@@ -83,7 +91,7 @@ class TrainingStages(L.Callback):
         if not self.transitions:
             self.transitions.append({"stage": self.stage, "epoch": 0, "step": 0})
         if self.stage is not None:
-            self._apply(pl_module)
+            self._apply(trainer, pl_module)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if self.stage is not None and trainer.current_epoch - self.stage_start_epoch >= self.epochs[self.stage]:
@@ -91,7 +99,7 @@ class TrainingStages(L.Callback):
         if self.stage is None:
             trainer.should_stop = True
             return
-        self._apply(pl_module)
+        self._apply(trainer, pl_module)
 
     def _advance(self, trainer) -> None:
         if self.restore_best and self.stage in self.best:

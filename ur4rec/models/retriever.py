@@ -28,7 +28,8 @@ class MoERetriever(nn.Module):
     """Scores every item for a batch of users as a router-weighted sum of expert scores.
 
     * ``preference``: the user's preference-text vector against the item (text projection + id embedding);
-    * ``description``: the user context (SASRec state + preference vector) against the item's description vector;
+    * ``description``: the user context (SASRec state + preference vector, optionally the mean text vector of
+      the latest items) against the item's description vector;
     * ``image``: the user context against the item's poster vector.
 
     Each expert score is a cosine similarity times a learned scale, so experts share one range. An
@@ -37,14 +38,16 @@ class MoERetriever(nn.Module):
     """
 
     def __init__(self, num_items: int, state_dim: int, text_dim: int, image_dim: int, hidden_size: int = 64,
-                 experts: tuple[str, ...] = EXPERTS, dropout: float = 0.1, init_scale: float = 10.0):
+                 experts: tuple[str, ...] = EXPERTS, dropout: float = 0.1, init_scale: float = 10.0,
+                 recent_text: bool = False):
         super().__init__()
         unknown = set(experts) - set(EXPERTS)
         if unknown or not experts:
             raise ValueError(f"experts must be a non-empty subset of {EXPERTS}, got {experts}")
         self.experts = tuple(e for e in EXPERTS if e in experts)
         self.user_preference = projection(text_dim, hidden_size, dropout)
-        self.user_context = projection(state_dim + hidden_size, hidden_size, dropout)
+        self.user_recent = projection(text_dim, hidden_size, dropout) if recent_text else None
+        self.user_context = projection(state_dim + hidden_size * (2 if recent_text else 1), hidden_size, dropout)
         self.router = nn.Linear(hidden_size, len(self.experts))
         if "preference" in self.experts:
             self.preference_items = projection(text_dim, hidden_size, dropout)
@@ -57,11 +60,17 @@ class MoERetriever(nn.Module):
         self.log_scale = nn.Parameter(torch.full((len(self.experts),), math.log(init_scale)))
 
     def forward(self, state: torch.Tensor, user_text: torch.Tensor, item_text: torch.Tensor,
-                item_image: torch.Tensor, image_mask: torch.Tensor) -> RetrieverOutput:
+                item_image: torch.Tensor, image_mask: torch.Tensor,
+                recent_text: torch.Tensor | None = None) -> RetrieverOutput:
         """state: (B, Ds) SASRec user state; user_text: (B, Dt); item_text: (N + 1, Dt);
-        item_image: (N + 1, Di); image_mask: (N + 1,) bool, True where the item has a poster."""
+        item_image: (N + 1, Di); image_mask: (N + 1,) bool, True where the item has a poster;
+        recent_text: (B, Dt) mean text vector of the user's latest items (when built with ``recent_text``)."""
         preference = self.user_preference(user_text)  # (B, H)
-        context = self.user_context(torch.cat([state, preference], dim=-1))  # (B, H)
+        if (self.user_recent is None) != (recent_text is None):
+            raise ValueError(f"this retriever was built with recent_text={self.user_recent is not None}; "
+                             f"got recent_text={None if recent_text is None else tuple(recent_text.shape)}")
+        parts = [state, preference] + ([self.user_recent(recent_text)] if self.user_recent is not None else [])
+        context = self.user_context(torch.cat(parts, dim=-1))  # (B, H)
         weights = self.router(context).softmax(-1)  # (B, E)
         num_rows = item_text.shape[0]
         has_item = torch.ones(num_rows, dtype=torch.bool, device=item_text.device)

@@ -164,14 +164,14 @@ def test_a_pretrained_sasrec_skips_its_stage_and_starts_from_the_checkpoint(data
 
 
 class LearningRates(L.Callback):
-    """The SASRec optimizer's learning rate at each training epoch's first batch."""
+    """Each optimizer's learning rate at each training epoch's first batch."""
 
     def __init__(self):
-        self.lrs: list[tuple[str, float]] = []
+        self.lrs: list[tuple] = []
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if batch_idx == 0:
-            self.lrs.append((pl_module.stage, trainer.optimizers[0].param_groups[0]["lr"]))
+            self.lrs.append((pl_module.stage, *(o.param_groups[0]["lr"] for o in trainer.optimizers)))
 
 
 def test_finetune_sasrec_lr_applies_after_the_sasrec_stage_only(datamodule):
@@ -179,10 +179,37 @@ def test_finetune_sasrec_lr_applies_after_the_sasrec_stage_only(datamodule):
     model.setup = lambda stage: model.load_item_features(datamodule.features)
     probe = LearningRates()
     make_trainer([TrainingStages(1, 1, 1, 1, finetune_sasrec_lr=1e-5), probe], max_epochs=-1).fit(model, datamodule)
-    assert probe.lrs == [("pretrain_sasrec", 1e-3), ("pretrain_retriever", 1e-5), ("joint_finetune", 1e-5),
-                         ("end_to_end", 1e-5)]
+    assert [lrs[:2] for lrs in probe.lrs] == [("pretrain_sasrec", 1e-3), ("pretrain_retriever", 1e-5),
+                                              ("joint_finetune", 1e-5), ("end_to_end", 1e-5)]
     with pytest.raises(ValueError, match="finetune_sasrec_lr"):
         TrainingStages(finetune_sasrec_lr=0)
+
+
+def scheduled_model(dm: UR4RecDataModule, **schedulers) -> UR4RecModule:
+    torch.manual_seed(0)
+    model = UR4RecModule(num_items=dm.num_items, hidden_size=16, experts=EXPERTS, text_dim=dm.text_dim,
+                         image_dim=dm.image_dim, retriever_hidden_size=16, **schedulers)
+    model.setup = lambda stage: model.load_item_features(dm.features)
+    return model
+
+
+def test_each_scheduler_steps_after_the_epochs_its_optimizer_stepped_in(datamodule):
+    step_lr = lambda gamma: lambda optimizer: torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=gamma)  # noqa: E731
+    model = scheduled_model(datamodule, sasrec_scheduler=step_lr(0.1), retriever_scheduler=step_lr(0.5))
+    probe = LearningRates()
+    make_trainer([TrainingStages(1, 1, 0, 1), probe], max_epochs=-1).fit(model, datamodule)
+    expected = [("pretrain_sasrec", 1e-3, 1e-4), ("pretrain_retriever", 1e-4, 1e-4), ("end_to_end", 1e-4, 5e-5)]
+    assert [(stage, pytest.approx(a), pytest.approx(b)) for stage, a, b in probe.lrs] == expected
+    assert model.stepped_this_epoch == {"sasrec", "retriever"}  # stepped at the next epoch's start (none here)
+
+
+def test_schedulers_that_cannot_work_here_are_refused(datamodule):
+    plateau = scheduled_model(datamodule, retriever_scheduler=torch.optim.lr_scheduler.ReduceLROnPlateau)
+    with pytest.raises(ValueError, match="ReduceLROnPlateau is not supported"):
+        make_trainer([TrainingStages(1, 0, 0, 0)], max_epochs=-1).fit(plateau, datamodule)
+    both = scheduled_model(datamodule, sasrec_scheduler=torch.optim.lr_scheduler.ConstantLR)
+    with pytest.raises(ValueError, match="finetune_sasrec_lr and model.sasrec_scheduler"):
+        make_trainer([TrainingStages(1, 0, 0, 0, finetune_sasrec_lr=1e-4)], max_epochs=-1).fit(both, datamodule)
 
 
 def test_recent_item_text_is_the_mean_over_each_window(datamodule):

@@ -20,6 +20,10 @@ trainer:
       init_args: {pretrain_sasrec: 1, pretrain_retriever: 1, joint_finetune: 2, end_to_end: 1}
     - class_path: ur4rec.callbacks.AdaptiveAlternating
       init_args: {mode: adaptive, min_steps: 2, window: 2, switch_threshold: 0.05}
+model:
+  retriever_scheduler:
+    class_path: torch.optim.lr_scheduler.StepLR
+    init_args: {step_size: 1, gamma: 0.5}
 """
 
 pytestmark = pytest.mark.slow
@@ -73,6 +77,9 @@ def test_four_stages_then_resume_mid_stage_matches(workdir, monkeypatch):
     for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"]):
         for key, state in opt_a["state"].items():
             torch.testing.assert_close(opt_b["state"][key]["exp_avg_sq"], state["exp_avg_sq"], rtol=0, atol=1e-6)
+    # the retriever's StepLR stepped after each epoch its optimizer stepped in (1-3; epoch 4 is the last)
+    assert a["lr_schedulers"] == b["lr_schedulers"] and a["lr_schedulers"][0]["last_epoch"] == 3
+    assert b["optimizer_states"][1]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 0.5 ** 3)
     assert callback(resumed, AdaptiveAlternating).statistics() == alternating.statistics()
     assert callback(resumed, TrainingStages).transitions == stages.transitions
 

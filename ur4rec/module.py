@@ -16,7 +16,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from ur4rec.metrics import full_ranking_ranks, ranking_metrics, sampled_ranks
@@ -75,6 +75,9 @@ class UR4RecModule(L.LightningModule):
         distill_weight, distill_temperature: bidirectional distillation between the SASRec and
             retriever score distributions in the joint stages (0 = off).
         sasrec_optimizer, retriever_optimizer: build each module's optimizer from its parameters.
+        sasrec_scheduler, retriever_scheduler: optional learning-rate schedulers of those optimizers
+            (epoch-based, e.g. ``StepLR``, ``CosineAnnealingLR``); each steps once after every epoch in
+            which its optimizer stepped, so a module's schedule pauses while the module is frozen.
         gradient_clip_val: max gradient norm per optimizer (None disables clipping).
         eval_ks: cut-offs for Hit@K and NDCG@K.
         top_k: recommendations per user from ``predict``.
@@ -118,6 +121,8 @@ class UR4RecModule(L.LightningModule):
         distill_temperature: float = 2.0,
         sasrec_optimizer: OptimizerCallable = _adam,
         retriever_optimizer: OptimizerCallable = _adam_slow,
+        sasrec_scheduler: LRSchedulerCallable | None = None,
+        retriever_scheduler: LRSchedulerCallable | None = None,
         gradient_clip_val: float | None = 1.0,
         eval_ks: tuple[int, ...] = (5, 10, 20),
         top_k: int = 10,
@@ -130,9 +135,12 @@ class UR4RecModule(L.LightningModule):
         if loss not in LOSSES:
             raise ValueError(f"model.loss must be one of {LOSSES}, got {loss!r}")
         experts = tuple(experts)
-        self.save_hyperparameters(ignore=["sasrec_optimizer", "retriever_optimizer"])
+        self.save_hyperparameters(ignore=["sasrec_optimizer", "retriever_optimizer", "sasrec_scheduler",
+                                          "retriever_scheduler"])
         self.automatic_optimization = False
-        self.sasrec_optimizer, self.retriever_optimizer = sasrec_optimizer, retriever_optimizer
+        self.optimizer_factories = {"sasrec": sasrec_optimizer, "retriever": retriever_optimizer}
+        self.scheduler_factories = {"sasrec": sasrec_scheduler, "retriever": retriever_scheduler}
+        self.stepped_this_epoch: set[str] = set()  # modules whose optimizer stepped in the current epoch
         self.sasrec = SASRec(num_items, hidden_size, num_blocks, num_heads, dropout, max_seq_len)
         if compile_sasrec:
             self.sasrec.compile(backend=compile_sasrec)
@@ -176,13 +184,20 @@ class UR4RecModule(L.LightningModule):
         return [p for head in heads for p in head.parameters()]
 
     def configure_optimizers(self):
-        """One optimizer per module, always in the order of ``module_names`` (restored by position)."""
+        """One optimizer per module, always in the order of ``module_names`` (restored by position), and
+        the configured schedulers (each names its optimizer)."""
         groups = {name: self.module_parameters(name) for name in self.module_names}
         ids = [{id(p) for p in params} for params in groups.values()]
         assert not (len(ids) == 2 and ids[0] & ids[1]), "SASRec and retriever parameter sets overlap"
         assert sum(map(len, ids)) == len(list(self.parameters())), "a parameter belongs to no optimizer"
-        factories = {"sasrec": self.sasrec_optimizer, "retriever": self.retriever_optimizer}
-        return [factories[name](params) for name, params in groups.items()]
+        optimizers = {name: self.optimizer_factories[name](params) for name, params in groups.items()}
+        schedulers = [self.scheduler_factories[name](optimizer) for name, optimizer in optimizers.items()
+                      if self.scheduler_factories[name] is not None]
+        for scheduler in schedulers:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                raise ValueError("model.*_scheduler: ReduceLROnPlateau is not supported; use an epoch-based scheduler "
+                                 "(TrainingStages.plateau_patience ends a stage on a plateau)")
+        return list(optimizers.values()), schedulers
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
@@ -204,12 +219,14 @@ class UR4RecModule(L.LightningModule):
             self.sasrec.load_state_dict(sasrec_weights(self.hparams.sasrec_checkpoint))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["ur4rec_state"] = {"stage": self.stage, "stepping": list(self.stepping), "score_mode": self.score_mode}
+        checkpoint["ur4rec_state"] = {"stage": self.stage, "stepping": list(self.stepping), "score_mode": self.score_mode,
+                                      "stepped_this_epoch": sorted(self.stepped_this_epoch)}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint.get("ur4rec_state")
         if state:
             self.stage, self.stepping, self.score_mode = state["stage"], tuple(state["stepping"]), state["score_mode"]
+            self.stepped_this_epoch = set(state.get("stepped_this_epoch", ()))
 
     # ------------------------------------------------------------------------------------------ scoring
 
@@ -314,12 +331,28 @@ class UR4RecModule(L.LightningModule):
         self.manual_backward(losses["total"])
         for name in self.stepping:
             optimizers[name].step()  # gradients are clipped in on_before_optimizer_step
+            self.stepped_this_epoch.add(name)
         self.last_losses = {name: losses[name].detach() for name in self.module_names if name in losses}
         self.log("train/loss", losses["total"], prog_bar=True, batch_size=batch_size)
         self.log_dict({f"train/loss_{k}": v for k, v in losses.items() if k != "total"}, batch_size=batch_size)
         if self.fusion is not None:
             self.log("train/fusion_weight", self.fusion.sasrec_weight, batch_size=batch_size)
         return losses["total"]
+
+    def on_train_epoch_start(self) -> None:
+        """Step the scheduler of every module whose optimizer stepped in the previous epoch.
+
+        Stepping here rather than at that epoch's end keeps resuming exact: an epoch's last checkpoint is
+        written at its validation, before the epoch-end hooks, and carries ``stepped_this_epoch``.
+        """
+        schedulers = self.lr_schedulers()
+        schedulers = schedulers if isinstance(schedulers, list) else [schedulers] if schedulers else []
+        optimizers = self.trainer.optimizers
+        for scheduler in schedulers:
+            module = self.module_names[next(i for i, o in enumerate(optimizers) if o is scheduler.optimizer)]
+            if module in self.stepped_this_epoch:
+                scheduler.step()
+        self.stepped_this_epoch = set()
 
     def _all_ranks_finite(self, loss: torch.Tensor) -> bool:
         """True when the loss is finite on every rank (all ranks then skip or step together)."""

@@ -80,6 +80,9 @@ class TrainingStages(L.Callback):
     # --------------------------------------------------------------------------------- hooks
 
     def on_fit_start(self, trainer, pl_module) -> None:
+        if self.finetune_sasrec_lr is not None and getattr(pl_module, "scheduler_factories", {}).get("sasrec"):
+            raise ValueError("TrainingStages.finetune_sasrec_lr and model.sasrec_scheduler both set SASRec's learning "
+                             "rate; configure one of them")
         if self.restore_best and self._best_path(trainer) is None:
             raise ValueError("TrainingStages(restore_best=True) needs save_dir or a ModelCheckpoint folder")
         if not self.transitions and getattr(pl_module.hparams, "sasrec_checkpoint", None) and any(

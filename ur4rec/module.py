@@ -134,6 +134,8 @@ class UR4RecModule(L.LightningModule):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"model.loss must be one of {LOSSES}, got {loss!r}")
+        if recent_content < 0:
+            raise ValueError(f"model.recent_content must be >= 0 (0 = off), got {recent_content}")
         experts = tuple(experts)
         self.save_hyperparameters(ignore=["sasrec_optimizer", "retriever_optimizer", "sasrec_scheduler",
                                           "retriever_scheduler"])

@@ -104,6 +104,27 @@ def test_print_config_for_every_shipped_config(configs, capsys, monkeypatch, tmp
     assert yaml.safe_load(print_config(str(tmp_path / "printed.yaml"))) == parsed
 
 
+# the adaptive overlay restates the default, as the baseline row of the alternation comparison
+SAME_AS_DEFAULT = {"alternating_adaptive"}
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "configs/experiments").glob("*.yaml")))
+def test_every_experiment_overlay_changes_the_resolved_config(name, capsys, monkeypatch):
+    """An overlay's list of callbacks merges into the base callbacks' arguments; an ablation whose
+    changes are all merged away would silently repeat the base run."""
+    monkeypatch.chdir(REPO)
+
+    def resolved(*overlay: str) -> dict:
+        with pytest.raises(SystemExit):
+            run("fit", "--config", "configs/ur4rec.yaml", *overlay, "--print_config")
+        config = yaml.safe_load(capsys.readouterr().out)
+        config.pop("run_name")
+        return config
+
+    same = resolved("--config", f"configs/experiments/{name}.yaml") == resolved()
+    assert same == (name in SAME_AS_DEFAULT)
+
+
 def test_wandb_logger_runs_offline_without_a_key(workdir, monkeypatch):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(workdir))  # no ~/.netrc

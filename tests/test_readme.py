@@ -10,8 +10,8 @@ folder ``main/`` and writes tiny datasets where the README's paths point: ``../s
 M_ML-100K,llm_generated}`` beside it, and ``data/ml-100k``, ``data/ml-1m``, ``path/to/your_data``
 inside it. The commands then run verbatim from ``main/``, in README order (later ones use the
 checkpoints of earlier ones), with only these changes: training is cut short (one epoch, or one per
-UR4Rec stage; ``--seeds 0 1 2`` becomes ``--seeds 0``; the scaling study runs its 1x scale for one
-epoch), Lightning runs on the CPU without a progress
+UR4Rec stage; ``--seeds 0 1 2`` becomes ``--seeds 0``, so ``stage_table`` gets seed 0's log only;
+the scaling study runs its 1x scale for one epoch), Lightning runs on the CPU without a progress
 bar, in batches of 8, and ``generate`` calls a loopback fake OpenAI server (tests/llm_server.py) as its ``--base_url``.
 No API key, W&B key or network is used.
 """
@@ -55,7 +55,8 @@ SKIPPED = {
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 EXTRA_SUBCOMMANDS = ("generate", "features", "report", "fusion_sweep")
-MODULES = ("ur4rec.bench", "ur4rec.seeds", "ur4rec.features.bench_features", "ur4rec.bench_scaling")
+MODULES = ("ur4rec.bench", "ur4rec.seeds", "ur4rec.stage_table", "ur4rec.features.bench_features",
+           "ur4rec.bench_scaling")
 # Lightning on the CPU, quiet; small batches and logging every step so the tiny runs take several logged
 # steps per epoch (the run report then has every plot).
 FAST = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
@@ -120,6 +121,8 @@ def adapt(tokens: list[str], stages_yaml: Path, llm_url: str, log: Path) -> dict
             end = next((i for i in range(at + 1, len(argv)) if argv[i].startswith("--")), len(argv))
             argv[at + 1:end] = ["0"]
             argv += _fit_overrides(argv, stages_yaml) + FAST
+        if tokens[2] == "ur4rec.stage_table":  # the seeds command above ran seed 0 only
+            argv = [a for a in argv if not re.search(r"-seed[1-9]\d*$", a)]
         if tokens[2] == "ur4rec.bench_scaling":  # the smallest scale only, one epoch
             argv[argv.index("--scales") + 1:] = ["1", "--epochs", "1"]
         return {"text": text, "argv": argv, "log": str(log)}

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from ur4rec.llm.cache import Entry, LLMCache, cache_key, prompt_sha256
+from ur4rec.llm.cache import Entry, LLMCache, cache_key, prompt_sha256, retry_while_locked
 from ur4rec.llm.client import LLMError, key_env_names, parse_completion, resolve_api_key
 from ur4rec.llm.prompts import PROMPT_VERSION, item_prompt, title_year, user_prompt
 
@@ -98,3 +98,39 @@ def test_prompts():
     text = user_prompt([("B (1990)", ("Drama",), 5.0), ("A (1980)", (), 4.0)])
     assert text.index("B (1990)") < text.index("A (1980)") and "rated 5/5" in text
     assert set(PROMPT_VERSION) == {"item", "user"}
+
+
+def test_opening_retries_while_sqlite_reports_the_file_locked():
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise sqlite3.OperationalError("database is locked")
+        return "opened"
+
+    assert retry_while_locked(flaky, timeout=5, first_delay=0.001) == "opened" and len(calls) == 3
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):  # other errors are not retried
+        retry_while_locked(lambda: calls.append(1) or (_ for _ in ()).throw(sqlite3.OperationalError("no such table")),
+                           timeout=5)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # gives up after the timeout
+        retry_while_locked(lambda: (_ for _ in ()).throw(sqlite3.OperationalError("database is locked")),
+                           timeout=0.05, first_delay=0.01)
+
+
+def test_opening_waits_out_another_runs_write_on_a_new_file(tmp_path):
+    """Another connection mid-write (RESERVED lock) makes SQLite refuse the switch to WAL at once, without
+    calling its busy handler; opening must wait for that write instead of failing."""
+    path = tmp_path / "cache.sqlite"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("CREATE TABLE other (x)")
+    done = threading.Timer(0.3, lambda: writer.execute("COMMIT"))
+    done.start()
+    try:
+        with LLMCache(path, busy_timeout=10) as cache:
+            cache.put_ok(entry(), "text")
+            assert cache.ok_texts([entry().key]) == {entry().key: "text"}
+    finally:
+        done.join()
+        writer.close()

@@ -70,6 +70,21 @@ class Entry:
     prompt_sha256: str
 
 
+def retry_while_locked(fn, timeout: float, first_delay: float = 0.01):
+    """``fn()``, retried with growing pauses (up to 0.5 s) while SQLite reports the database locked or busy,
+    for at most ``timeout`` seconds; any other error, or the last one after the timeout, is raised."""
+    deadline, delay = time.monotonic() + timeout, first_delay
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as err:
+            message = str(err).lower()
+            if ("locked" not in message and "busy" not in message) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(2 * delay, 0.5)
+
+
 class LLMCache:
     """Thread-safe handle on the cache file (one connection, guarded by a lock)."""
 
@@ -78,8 +93,10 @@ class LLMCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(_SCHEMA)
+        # Switching to WAL needs an exclusive lock; when two runs open a new file at once, SQLite may answer
+        # "database is locked" at once rather than wait (lock-upgrade deadlock avoidance), so retry.
+        retry_while_locked(lambda: (self._conn.execute("PRAGMA journal_mode=WAL"), self._conn.execute(_SCHEMA)),
+                           busy_timeout)
 
     def close(self) -> None:
         with self._lock:

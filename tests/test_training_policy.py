@@ -193,8 +193,12 @@ def scheduled_model(dm: UR4RecDataModule, **schedulers) -> UR4RecModule:
     return model
 
 
+def step_lr(gamma: float):
+    """A scheduler factory as LightningCLI injects one: StepLR multiplying the lr by ``gamma`` per step."""
+    return lambda optimizer: torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=gamma)
+
+
 def test_each_scheduler_steps_after_the_epochs_its_optimizer_stepped_in(datamodule):
-    step_lr = lambda gamma: lambda optimizer: torch.optim.lr_scheduler.StepLR(optimizer, 1, gamma=gamma)  # noqa: E731
     model = scheduled_model(datamodule, sasrec_scheduler=step_lr(0.1), retriever_scheduler=step_lr(0.5))
     probe = LearningRates()
     make_trainer([TrainingStages(1, 1, 0, 1), probe], max_epochs=-1).fit(model, datamodule)

@@ -109,13 +109,16 @@ def test_opening_retries_while_sqlite_reports_the_file_locked():
             raise sqlite3.OperationalError("database is locked")
         return "opened"
 
+    def always(message):
+        def fail():
+            raise sqlite3.OperationalError(message)
+        return fail
+
     assert retry_while_locked(flaky, timeout=5, first_delay=0.001) == "opened" and len(calls) == 3
     with pytest.raises(sqlite3.OperationalError, match="no such table"):  # other errors are not retried
-        retry_while_locked(lambda: calls.append(1) or (_ for _ in ()).throw(sqlite3.OperationalError("no such table")),
-                           timeout=5)
+        retry_while_locked(always("no such table"), timeout=5)
     with pytest.raises(sqlite3.OperationalError, match="locked"):  # gives up after the timeout
-        retry_while_locked(lambda: (_ for _ in ()).throw(sqlite3.OperationalError("database is locked")),
-                           timeout=0.05, first_delay=0.01)
+        retry_while_locked(always("database is locked"), timeout=0.05, first_delay=0.01)
 
 
 def test_opening_waits_out_another_runs_write_on_a_new_file(tmp_path):

@@ -157,3 +157,53 @@ def test_fusion_sweep_scores_each_weight_on_validation(workdir, monkeypatch, cap
     sasrec = float(cli.trainer.validate(cli.model, cli.datamodule, verbose=False)[0]["val/ndcg@10"])
     rows = sweep(cli, "checkpoints/straight/last.ckpt", [cli.model.hparams.fusion_weight, 1.0])
     assert [r["val/ndcg@10"] for r in rows] == pytest.approx([fused, sasrec], abs=1e-6)
+
+
+def test_paired_scores_each_checkpoint_like_validate(workdir, monkeypatch, capsys):
+    from ur4rec.paired import compare
+
+    monkeypatch.chdir(workdir)
+    if not (workdir / "checkpoints/straight/last.ckpt").exists():
+        fit(workdir, "straight")
+    args = ["--config", str(REPO / "configs/ur4rec.yaml"), "--config", str(workdir / "stages.yaml"),
+            f"--data.data_dir={workdir / 'data'}", f"--data.feature_cache_dir={workdir / 'cache'}",
+            "--data.num_sampled_negatives=20", "--model.hidden_size=16", "--model.retriever_hidden_size=16",
+            "--trainer.accelerator=cpu"]
+    cli = main(["validate", *args, "--ckpt_path=checkpoints/straight/last.ckpt", "--trainer.logger=false"])
+    fused = float(cli.trainer.callback_metrics["val/ndcg@10"])
+    cli.model.score_mode = "sasrec"
+    sasrec = float(cli.trainer.validate(cli.model, cli.datamodule, verbose=False)[0]["val/ndcg@10"])
+    assert fused != pytest.approx(sasrec, abs=1e-6)  # the two ways of scoring differ, so the check below can fail
+
+    # a checkpoint with SASRec weights only (a SASRec-only run's) scores as SASRec
+    checkpoint = torch.load("checkpoints/straight/last.ckpt", map_location="cpu", weights_only=True)
+    checkpoint = {"state_dict": {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("sasrec.")}}
+    torch.save(checkpoint, workdir / "sasrec_only.ckpt")
+    rows = compare(cli.model, list(cli.datamodule.val_dataloader()), [str(workdir / "sasrec_only.ckpt")],
+                   ["checkpoints/straight/last.ckpt"], draws=200)
+    pair = next(r for r in rows if r["compared"] == "pair 0" and r["metric"] == "ndcg@10")
+    assert (pair["baseline"], pair["candidate"]) == pytest.approx((sasrec, fused), abs=1e-6)
+    assert pair["relative"] == pytest.approx(fused / sasrec - 1, abs=1e-5)
+    assert pair["low"] <= pair["relative"] <= pair["high"]
+    ensemble = next(r for r in rows if r["compared"] == "baseline ensemble" and r["metric"] == "ndcg@10")
+    assert ensemble["candidate"] == pytest.approx(sasrec, abs=1e-6)  # an ensemble of one checkpoint is itself
+
+    assert main(["paired", "--split", "val", "--draws", "50", "--baseline", "checkpoints/straight/last.ckpt",
+                 "--candidate", "checkpoints/straight/last.ckpt", "--", *args]) == 0
+    assert "| pair 0 | ndcg@10 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # pairs need as many baselines as candidates
+        main(["paired", "--baseline", "a.ckpt", "b.ckpt", "--candidate", "c.ckpt", "--", *args])
+    assert "they are compared in pairs" in capsys.readouterr().err
+
+
+def test_side_signal_ranks_with_each_input(workdir, monkeypatch, capsys):
+    monkeypatch.chdir(workdir)
+    args = ["--config", str(REPO / "configs/ur4rec.yaml"), f"--data.data_dir={workdir / 'data'}",
+            f"--data.feature_cache_dir={workdir / 'cache'}", "--data.num_sampled_negatives=20"]
+    assert main(["side_signal", "--", *args]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [r.split(" | ")[0] for r in rows[1:]] == ["| random (expected)", "| popularity", "| description",
+                                                     "| poster", "| preference"]
+    with pytest.raises(SystemExit, match="needs item features"):
+        main(["side_signal", "--", "--config", str(REPO / "configs/sasrec.yaml"),
+              f"--data.data_dir={workdir / 'data'}"])

@@ -25,6 +25,8 @@ EXTRA_COMMANDS = {
     "features": "ur4rec.features.report",  # per-source counts of texts and posters
     "report": "ur4rec.report",  # plots and a Markdown summary of a finished run
     "fusion_sweep": "ur4rec.fusion_sweep",  # validation metrics per fusion weight of a checkpoint
+    "paired": "ur4rec.paired",  # checkpoints compared user by user, with a bootstrap interval
+    "side_signal": "ur4rec.side_signal",  # each side input (texts, posters) as a ranker on its own
 }
 
 

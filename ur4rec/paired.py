@@ -1,0 +1,133 @@
+"""``paired``: two sets of checkpoints compared user by user on one split, with a bootstrap over users.
+
+    python cli.py paired --baseline A0.ckpt A1.ckpt --candidate B0.ckpt B1.ckpt [--split test] \\
+        -- --config configs/ur4rec.yaml --data.data_dir ...
+
+Everything after ``--`` is the runs' LightningCLI configuration. The i-th baseline and candidate are
+paired (e.g. one seed's ``best-pretrain_sasrec.ckpt`` and its selected UR4Rec checkpoint). Each
+checkpoint is scored the way ``test`` scores it (its saved score mode); one without retriever weights
+is scored as SASRec alone. A side's metric is its mean over its checkpoints.
+
+The seeds all meet the same users, so averaging seeds does not remove the noise of which users the
+split holds. The bootstrap resamples users (one draw shared by both sides) and gives a 95% interval
+of the relative difference. The ``ensemble`` row ranks by the summed log-softmax scores of the baseline
+checkpoints: the gain that plain ensembling of the baseline gives, without any side information.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+import torch
+
+from ur4rec.metrics import HitRate, NDCG, full_ranking_ranks
+from ur4rec.module import UR4RecModule, sasrec_weights
+
+METRICS = {"ndcg@10": NDCG(10), "hit@10": HitRate(10)}
+
+
+def load_for_scoring(model: UR4RecModule, path: str) -> None:
+    """Load ``path`` into ``model`` with the score mode ``test`` would use; SASRec-only checkpoints
+    (no ``retriever.*`` weights) load into ``model.sasrec`` and score as SASRec."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if any(k.startswith("retriever.") for k in checkpoint["state_dict"]) or model.retriever is None:
+        model.load_state_dict(checkpoint["state_dict"])
+        model.on_load_checkpoint(checkpoint)
+    else:
+        model.sasrec.load_state_dict(sasrec_weights(path))
+        model.score_mode = "sasrec"
+
+
+@torch.no_grad()
+def log_scores(model: UR4RecModule, batches: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+    """(U, N + 1) log-softmax over the real items of each user's ranking scores; column 0 = -inf."""
+    model.eval()
+    rows = []
+    for batch in batches:
+        scores, _ = model.score_batch(batch)  # (B, N + 1)
+        rows.append(torch.cat([scores[:, :1], scores[:, 1:].log_softmax(-1)], dim=1))
+    return torch.cat(rows)
+
+
+def user_gains(scores: torch.Tensor, batches: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """metric -> (U,) per-user gain of ``scores`` (U, N + 1) against the batches' targets and histories."""
+    ranks, start = [], 0
+    for batch in batches:
+        end = start + batch["target"].shape[0]
+        ranks.append(full_ranking_ranks(scores[start:end], batch["target"], batch["history"]))
+        start = end
+    ranks = torch.cat(ranks)  # (U,)
+    return {name: metric.gain(ranks) for name, metric in METRICS.items()}
+
+
+def bootstrap_relative(baseline: torch.Tensor, candidate: torch.Tensor, draws: int = 2000,
+                       seed: int = 0) -> tuple[float, float, float]:
+    """Relative difference of the means (candidate / baseline - 1) and its 95% bootstrap interval.
+
+    baseline, candidate: (U,) per-user values of the same users; each draw resamples users with
+    replacement, the same users for both sides.
+    """
+    users = torch.randint(0, baseline.shape[0], (draws, baseline.shape[0]),
+                          generator=torch.Generator().manual_seed(seed))  # (draws, U)
+    relative = candidate[users].double().mean(1) / baseline[users].double().mean(1).clamp(min=1e-12) - 1
+    low, high = torch.quantile(relative, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
+    return float(candidate.double().mean() / baseline.double().mean() - 1), low, high
+
+
+def compare(model: UR4RecModule, batches: list[dict[str, torch.Tensor]], baseline: Sequence[str],
+            candidate: Sequence[str], draws: int = 2000) -> list[dict[str, object]]:
+    """Rows of the comparison: each pair, both sides averaged over their checkpoints, and the baseline ensemble."""
+    sides = {"baseline": [], "candidate": []}
+    for side, paths in (("baseline", baseline), ("candidate", candidate)):
+        for path in paths:
+            load_for_scoring(model, path)
+            sides[side].append(log_scores(model, batches))
+    gains = {side: [user_gains(s, batches) for s in scores] for side, scores in sides.items()}
+    mean_of = {side: {m: torch.stack([g[m] for g in gs]).mean(0) for m in METRICS} for side, gs in gains.items()}
+    ensemble = user_gains(torch.stack(sides["baseline"]).sum(0), batches)
+    pairs = [(f"pair {i}", gains["baseline"][i], gains["candidate"][i]) for i in range(len(baseline))]
+    pairs += [("mean of pairs", mean_of["baseline"], mean_of["candidate"]),
+              ("baseline ensemble", mean_of["baseline"], ensemble)]
+    rows = []
+    for name, base, cand in pairs:
+        for metric in METRICS:
+            relative, low, high = bootstrap_relative(base[metric], cand[metric], draws)
+            rows.append({"compared": name, "metric": metric, "baseline": float(base[metric].mean()),
+                         "candidate": float(cand[metric].mean()), "relative": relative, "low": low, "high": high})
+    return rows
+
+
+def format_table(rows: list[dict[str, object]]) -> str:
+    lines = ["| compared | metric | baseline | candidate | relative | 95% interval (users) |", "|---" * 6 + "|"]
+    for r in rows:
+        lines.append(f"| {r['compared']} | {r['metric']} | {r['baseline']:.4f} | {r['candidate']:.4f} | "
+                     f"{100 * r['relative']:+.1f}% | {100 * r['low']:+.1f}% .. {100 * r['high']:+.1f}% |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(argv or [])
+    ours, cli_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    parser = argparse.ArgumentParser(prog="cli.py paired", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", nargs="+", required=True, help="checkpoints, one per seed")
+    parser.add_argument("--candidate", nargs="+", required=True, help="checkpoints paired with --baseline in order")
+    parser.add_argument("--split", choices=("val", "test"), default="test")
+    parser.add_argument("--draws", type=int, default=2000, help="bootstrap resamples of the users")
+    args = parser.parse_args(ours)
+    if len(args.baseline) != len(args.candidate):
+        parser.error(f"--baseline has {len(args.baseline)} checkpoints and --candidate {len(args.candidate)}; "
+                     "they are compared in pairs")
+    from ur4rec.cli import UR4RecCLI
+
+    cli = UR4RecCLI(args=[*cli_args, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"],
+                    run=False, save_config_callback=None)
+    datamodule, model = cli.datamodule, cli.model
+    datamodule.setup("test")
+    if model.retriever is not None:
+        model.load_item_features(datamodule.features)
+    loader = datamodule.test_dataloader() if args.split == "test" else datamodule.val_dataloader()
+    rows = compare(model, list(loader), args.baseline, args.candidate, args.draws)
+    print(f"{args.split} split, {len(args.baseline)} pair(s), {args.draws} bootstrap draws over users")
+    print(format_table(rows))
+    return 0

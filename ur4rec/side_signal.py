@@ -1,0 +1,115 @@
+"""``side_signal``: how well each side input ranks items on its own, with no training at all.
+
+    python cli.py side_signal [--split val] -- --config configs/ur4rec.yaml --data.data_dir ...
+
+Everything after ``--`` is a LightningCLI configuration with features enabled (a retriever config).
+Each ranker scores every item for a user from one input, and is evaluated by full ranking like the models:
+
+* ``popularity``: training interactions per item (no personalization; the floor to beat);
+* ``description``: cosine between the item's description vector and the mean description vector of
+  the user's visible history;
+* ``poster``: the same with poster vectors (items without a poster rank last);
+* ``preference``: cosine between the user's preference-text vector and the item's description vector;
+* ``random (expected)``: the expectation of a uniformly random ranking, for scale.
+
+A retriever expert can only add to SASRec what its input carries; this table says how much that is.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ur4rec.metrics import full_ranking_ranks, ranking_metrics
+
+RANKERS = ("popularity", "description", "poster", "preference")
+COLUMNS = ("ndcg@10", "hit@10", "ndcg@20", "hit@20")
+
+
+def history_mean(table: torch.Tensor, history: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """Mean row of ``table`` (N + 1, D) over each user's history items (B, H) that are ``present`` (N + 1,)
+    (padding never is): (B, D), zeros for a user with none."""
+    weights = present[history].to(table.dtype)  # (B, H)
+    return (table[history] * weights[..., None]).sum(1) / weights.sum(1, keepdim=True).clamp(min=1)
+
+
+def ranker_scores(name: str, batch: dict[str, torch.Tensor], features, popularity: torch.Tensor) -> torch.Tensor:
+    """(B, N + 1) scores of ranker ``name`` for a batch; column 0 (padding) and missing items are -inf."""
+    history = batch["history"]  # (B, H)
+    text = F.normalize(features.item_text, dim=-1)  # (N + 1, Dt)
+    has_item = torch.ones(text.shape[0], dtype=torch.bool)
+    has_item[0] = False
+    if name == "popularity":
+        scores, present = popularity.expand(history.shape[0], -1).clone(), has_item
+    elif name == "description":
+        scores, present = F.normalize(history_mean(text, history, has_item), dim=-1) @ text.T, has_item
+    elif name == "poster":
+        image, present = F.normalize(features.item_image, dim=-1), features.image_mask & has_item
+        scores = F.normalize(history_mean(image, history, present), dim=-1) @ image.T
+    elif name == "preference":
+        scores, present = F.normalize(batch["user_text"], dim=-1) @ text.T, has_item
+    else:
+        raise ValueError(f"unknown ranker {name!r}; choose from {RANKERS}")
+    return scores.masked_fill(~present, float("-inf"))  # (B, N + 1)
+
+
+def random_expectation(batches: list[dict[str, torch.Tensor]], num_items: int) -> dict[str, float]:
+    """Expected metrics of a uniformly random ranking: the target is equally likely at each of the
+    ranks 0..C-1, C = the items not in the user's history (the target included)."""
+    metrics = ranking_metrics((10, 20))
+    expected = {k: [] for k in COLUMNS}
+    for batch in batches:
+        competing = num_items - (batch["history"] > 0).sum(1) + (batch["target"][:, None] == batch["history"]).any(1)
+        for k in COLUMNS:
+            cutoff = int(k.split("@")[1])
+            ranks = torch.arange(cutoff)  # (cutoff,)
+            gains = metrics[k].gain(ranks) * (ranks < competing[:, None])  # (B, cutoff): only ranks that exist
+            expected[k].append(gains.sum(1).double() / competing)  # (B,)
+    return {k: float(torch.cat(v).mean()) for k, v in expected.items()}
+
+
+def side_signal(batches: list[dict[str, torch.Tensor]], features, popularity: torch.Tensor) -> list[dict[str, float]]:
+    """One row per ranker (and the random expectation): full-ranking metrics over the batches' users."""
+    rows = [{"ranker": "random (expected)", **random_expectation(batches, popularity.shape[0] - 1)}]
+    for name in RANKERS:
+        metrics = ranking_metrics((10, 20))
+        for batch in batches:
+            ranks = full_ranking_ranks(ranker_scores(name, batch, features, popularity), batch["target"],
+                                       batch["history"])
+            for metric in metrics.values():
+                metric.update(ranks)
+        rows.append({"ranker": name, **{k: float(metrics[k].compute()) for k in COLUMNS}})
+    return rows
+
+
+def format_table(rows: list[dict[str, float]]) -> str:
+    lines = ["| ranker | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    lines += [f"| {r['ranker']} | " + " | ".join(f"{r[k]:.4f}" for k in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(argv or [])
+    ours, cli_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    parser = argparse.ArgumentParser(prog="cli.py side_signal", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", choices=("val", "test"), default="val")
+    args = parser.parse_args(ours)
+    from ur4rec.cli import UR4RecCLI
+
+    cli = UR4RecCLI(args=[*cli_args, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"],
+                    run=False, save_config_callback=None)
+    datamodule = cli.datamodule
+    if not datamodule.hparams.features:
+        raise SystemExit("side_signal needs item features: use a config with retriever experts "
+                         "(e.g. configs/ur4rec.yaml)")
+    splits = datamodule.load()
+    popularity = torch.bincount(torch.as_tensor(np.concatenate(splits.train)),
+                                minlength=splits.num_items + 1).float()  # (N + 1,) training interactions per item
+    loader = datamodule.test_dataloader() if args.split == "test" else datamodule.val_dataloader()
+    print(f"{args.split} split, {splits.num_users} users, {splits.num_items} items: each side input as a ranker")
+    print(format_table(side_signal(list(loader), datamodule.features, popularity)))
+    return 0

@@ -10,7 +10,8 @@ folder ``main/`` and writes tiny datasets where the README's paths point: ``../s
 M_ML-100K,llm_generated}`` beside it, and ``data/ml-100k``, ``data/ml-1m``, ``path/to/your_data``
 inside it. The commands then run verbatim from ``main/``, in README order (later ones use the
 checkpoints of earlier ones), with only these changes: training is cut short (one epoch, or one per
-UR4Rec stage; ``--seeds 0 1 2`` becomes ``--seeds 0``, so ``stage_table`` gets seed 0's log only;
+UR4Rec stage; ``--seeds 0 1 2`` becomes ``--seeds 0``, so ``stage_table`` gets seed 0's log only
+and ``paired`` its checkpoints only;
 the scaling study runs its 1x scale for one epoch), Lightning runs on the CPU without a progress
 bar, in batches of 8, and ``generate`` calls a loopback fake OpenAI server (tests/llm_server.py) as its ``--base_url``.
 No API key, W&B key or network is used.
@@ -54,7 +55,7 @@ SKIPPED = {
 }
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
-EXTRA_SUBCOMMANDS = ("generate", "features", "report", "fusion_sweep")
+EXTRA_SUBCOMMANDS = ("generate", "features", "report", "fusion_sweep", "paired", "side_signal")
 MODULES = ("ur4rec.bench", "ur4rec.seeds", "ur4rec.stage_table", "ur4rec.features.bench_features",
            "ur4rec.bench_scaling")
 # Lightning on the CPU, quiet; small batches and logging every step so the tiny runs take several logged
@@ -128,6 +129,8 @@ def adapt(tokens: list[str], stages_yaml: Path, llm_url: str, log: Path) -> dict
         return {"text": text, "argv": argv, "log": str(log)}
     argv = tokens[1:]  # cli.py SUBCOMMAND ...
     subcommand = argv[1]
+    if subcommand == "paired":  # the seeds command above ran seed 0 only: keep its pair
+        argv = [a for a in argv if not re.search(r"-seed[1-9]\d*/", a)]
     if subcommand in LIGHTNING_SUBCOMMANDS and "--print_config" not in argv:
         if subcommand == "fit":
             argv += _fit_overrides(argv, stages_yaml)

@@ -189,8 +189,13 @@ def test_paired_scores_each_checkpoint_like_validate(workdir, monkeypatch, capsy
     assert ensemble["candidate"] == pytest.approx(sasrec, abs=1e-6)  # an ensemble of one checkpoint is itself
 
     assert main(["paired", "--split", "val", "--draws", "50", "--baseline", "checkpoints/straight/last.ckpt",
-                 "--candidate", "checkpoints/straight/last.ckpt", "--", *args]) == 0
-    assert "| pair 0 | ndcg@10 |" in capsys.readouterr().out
+                 "--candidate", "checkpoints/straight/las*.ckpt", "--", *args]) == 0
+    out = capsys.readouterr().out
+    assert "pair 0: checkpoints/straight/last.ckpt vs checkpoints/straight/last.ckpt" in out  # the glob resolved
+    assert "| pair 0 | ndcg@10 |" in out and "+0.0% | +0.0% .. +0.0% |" in out
+    with pytest.raises(SystemExit):  # a pattern must name exactly one checkpoint
+        main(["paired", "--baseline", "checkpoints/straight/*.ckpt", "--candidate", "x.ckpt", "--", *args])
+    assert "checkpoints/straight/*.ckpt: matches" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # pairs need as many baselines as candidates
         main(["paired", "--baseline", "a.ckpt", "b.ckpt", "--candidate", "c.ckpt", "--", *args])
     assert "they are compared in pairs" in capsys.readouterr().err

@@ -1,12 +1,13 @@
 """``paired``: two sets of checkpoints compared user by user on one split, with a bootstrap over users.
 
-    python cli.py paired --baseline A0.ckpt A1.ckpt --candidate B0.ckpt B1.ckpt [--split test] \\
+    python cli.py paired --baseline A0.ckpt A1.ckpt --candidate 'run0/best-epoch*.ckpt' B1.ckpt [--split test] \\
         -- --config configs/ur4rec.yaml --data.data_dir ...
 
 Everything after ``--`` is the runs' LightningCLI configuration. The i-th baseline and candidate are
 paired (e.g. one seed's ``best-pretrain_sasrec.ckpt`` and its selected UR4Rec checkpoint). Each
 checkpoint is scored the way ``test`` scores it (its saved score mode); one without retriever weights
-is scored as SASRec alone. A side's metric is its mean over its checkpoints.
+is scored as SASRec alone. A side's metric is its mean over its checkpoints. A path may be a glob
+pattern that matches exactly one file (a run's ``best-epoch*.ckpt``).
 
 The seeds all meet the same users, so averaging seeds does not remove the noise of which users the
 split holds. The bootstrap resamples users (one draw shared by both sides) and gives a 95% interval
@@ -17,6 +18,7 @@ checkpoints: the gain that plain ensembling of the baseline gives, without any s
 from __future__ import annotations
 
 import argparse
+import glob
 from typing import Sequence
 
 import torch
@@ -25,6 +27,14 @@ from ur4rec.metrics import HitRate, NDCG, full_ranking_ranks
 from ur4rec.module import UR4RecModule, sasrec_weights
 
 METRICS = {"ndcg@10": NDCG(10), "hit@10": HitRate(10)}
+
+
+def resolve(pattern: str) -> str:
+    """The one checkpoint file that ``pattern`` (a path or a glob) names."""
+    matches = sorted(glob.glob(pattern))
+    if len(matches) != 1:
+        raise FileNotFoundError(f"{pattern}: matches {len(matches)} files {matches[:3]}; give exactly one checkpoint")
+    return matches[0]
 
 
 def load_for_scoring(model: UR4RecModule, path: str) -> None:
@@ -118,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args.baseline) != len(args.candidate):
         parser.error(f"--baseline has {len(args.baseline)} checkpoints and --candidate {len(args.candidate)}; "
                      "they are compared in pairs")
+    try:
+        baseline, candidate = [resolve(p) for p in args.baseline], [resolve(p) for p in args.candidate]
+    except FileNotFoundError as error:
+        parser.error(str(error))
     from ur4rec.cli import UR4RecCLI
 
     cli = UR4RecCLI(args=[*cli_args, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"],
@@ -127,7 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if model.retriever is not None:
         model.load_item_features(datamodule.features)
     loader = datamodule.test_dataloader() if args.split == "test" else datamodule.val_dataloader()
-    rows = compare(model, list(loader), args.baseline, args.candidate, args.draws)
-    print(f"{args.split} split, {len(args.baseline)} pair(s), {args.draws} bootstrap draws over users")
+    rows = compare(model, list(loader), baseline, candidate, args.draws)
+    print(f"{args.split} split, {len(baseline)} pair(s), {args.draws} bootstrap draws over users")
+    for i, (b, c) in enumerate(zip(baseline, candidate)):
+        print(f"pair {i}: {b} vs {c}")
     print(format_table(rows))
     return 0

@@ -135,26 +135,33 @@ def test_report_plots_and_tables_match_the_logs(workdir, monkeypatch):
         assert f"| {stage} |" in table and f"{best:.4f}" in table
 
 
-def test_fusion_sweep_scores_each_weight_on_validation(workdir, monkeypatch, capsys):
-    from ur4rec.fusion_sweep import sweep
-
-    monkeypatch.chdir(workdir)
+def validated_straight_run(workdir: Path):
+    """The ``straight`` run's config arguments, a ``validate`` CLI of its last checkpoint, and that
+    checkpoint's validation NDCG@10 scored fused and scored by SASRec alone."""
     if not (workdir / "checkpoints/straight/last.ckpt").exists():
         fit(workdir, "straight")
     args = ["--config", str(REPO / "configs/ur4rec.yaml"), "--config", str(workdir / "stages.yaml"),
             f"--data.data_dir={workdir / 'data'}", f"--data.feature_cache_dir={workdir / 'cache'}",
             "--data.num_sampled_negatives=20", "--model.hidden_size=16", "--model.retriever_hidden_size=16",
             "--trainer.accelerator=cpu"]
+    cli = main(["validate", *args, "--ckpt_path=checkpoints/straight/last.ckpt", "--trainer.logger=false"])
+    fused = float(cli.trainer.callback_metrics["val/ndcg@10"])
+    cli.model.score_mode = "sasrec"
+    sasrec = float(cli.trainer.validate(cli.model, cli.datamodule, verbose=False)[0]["val/ndcg@10"])
+    return args, cli, fused, sasrec
+
+
+def test_fusion_sweep_scores_each_weight_on_validation(workdir, monkeypatch, capsys):
+    from ur4rec.fusion_sweep import sweep
+
+    monkeypatch.chdir(workdir)
+    args, cli, fused, sasrec = validated_straight_run(workdir)
     assert main(["fusion_sweep", "--ckpt_path", "checkpoints/straight/last.ckpt", "--weights", "0.4", "1.0",
                  "--", *args]) == 0
     table = capsys.readouterr().out
     assert "| fusion_weight | val/ndcg@10" in table and "| 1.00" in table
 
     # weight 1.0 is SASRec alone and the configured weight the fused model, each validated directly
-    cli = main(["validate", *args, "--ckpt_path=checkpoints/straight/last.ckpt", "--trainer.logger=false"])
-    fused = float(cli.trainer.callback_metrics["val/ndcg@10"])
-    cli.model.score_mode = "sasrec"
-    sasrec = float(cli.trainer.validate(cli.model, cli.datamodule, verbose=False)[0]["val/ndcg@10"])
     rows = sweep(cli, "checkpoints/straight/last.ckpt", [cli.model.hparams.fusion_weight, 1.0])
     assert [r["val/ndcg@10"] for r in rows] == pytest.approx([fused, sasrec], abs=1e-6)
 
@@ -163,16 +170,7 @@ def test_paired_scores_each_checkpoint_like_validate(workdir, monkeypatch, capsy
     from ur4rec.paired import compare
 
     monkeypatch.chdir(workdir)
-    if not (workdir / "checkpoints/straight/last.ckpt").exists():
-        fit(workdir, "straight")
-    args = ["--config", str(REPO / "configs/ur4rec.yaml"), "--config", str(workdir / "stages.yaml"),
-            f"--data.data_dir={workdir / 'data'}", f"--data.feature_cache_dir={workdir / 'cache'}",
-            "--data.num_sampled_negatives=20", "--model.hidden_size=16", "--model.retriever_hidden_size=16",
-            "--trainer.accelerator=cpu"]
-    cli = main(["validate", *args, "--ckpt_path=checkpoints/straight/last.ckpt", "--trainer.logger=false"])
-    fused = float(cli.trainer.callback_metrics["val/ndcg@10"])
-    cli.model.score_mode = "sasrec"
-    sasrec = float(cli.trainer.validate(cli.model, cli.datamodule, verbose=False)[0]["val/ndcg@10"])
+    args, cli, fused, sasrec = validated_straight_run(workdir)
     assert fused != pytest.approx(sasrec, abs=1e-6)  # the two ways of scoring differ, so the check below can fail
 
     # a checkpoint with SASRec weights only (a SASRec-only run's) scores as SASRec

@@ -44,7 +44,7 @@ def ranker_scores(name: str, batch: dict[str, torch.Tensor], features, popularit
     has_item = torch.ones(text.shape[0], dtype=torch.bool)
     has_item[0] = False
     if name == "popularity":
-        scores, present = popularity.expand(history.shape[0], -1).clone(), has_item
+        scores, present = popularity.expand(history.shape[0], -1), has_item
     elif name == "description":
         scores, present = F.normalize(history_mean(text, history, has_item), dim=-1) @ text.T, has_item
     elif name == "poster":

@@ -123,6 +123,18 @@ class UR4RecCLI(LightningCLI):
                                             resuming=bool(getattr(config, "ckpt_path", None)))
 
 
+def split_at_dashes(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(an extra command's own arguments, the LightningCLI configuration after ``--``)."""
+    return (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+
+
+def configured(cli_args: list[str]) -> UR4RecCLI:
+    """The model, DataModule and trainer of a LightningCLI configuration, built without running anything
+    (no logger, no progress bar, no saved config): for extra commands that score checkpoints."""
+    return UR4RecCLI(args=[*cli_args, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"],
+                     run=False, save_config_callback=None)
+
+
 def main(args: list[str] | None = None) -> UR4RecCLI | int:
     """Run the CLI; ``args`` replaces ``sys.argv[1:]`` (tests call ``main([...])``).
 

@@ -15,6 +15,8 @@ from typing import Sequence
 
 import torch
 
+from ur4rec.cli import configured, split_at_dashes
+
 DEFAULT_WEIGHTS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 COLUMNS = ("val/ndcg@10", "val/hit@10", "val/ndcg@20", "val/hit@20")
 
@@ -45,14 +47,11 @@ def format_table(rows: list[dict[str, float]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(argv or [])
-    ours, cli_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    ours, cli_args = split_at_dashes(argv)
     parser = argparse.ArgumentParser(prog="cli.py fusion_sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt_path", required=True)
     parser.add_argument("--weights", type=float, nargs="+", default=list(DEFAULT_WEIGHTS))
     args = parser.parse_args(ours)
-    from ur4rec.cli import UR4RecCLI
-
-    cli = UR4RecCLI(args=[*cli_args, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"],
-                    run=False, save_config_callback=None)
+    cli = configured(cli_args)
     print(format_table(sweep(cli, args.ckpt_path, args.weights)))
     return 0

@@ -23,7 +23,8 @@ from typing import Sequence
 
 import torch
 
-from ur4rec.metrics import HitRate, NDCG, full_ranking_ranks
+from ur4rec.cli import configured, split_at_dashes
+from ur4rec.metrics import NDCG, HitRate, full_ranking_ranks
 from ur4rec.module import UR4RecModule, sasrec_weights
 
 METRICS = {"ndcg@10": NDCG(10), "hit@10": HitRate(10)}
@@ -118,7 +119,7 @@ def format_table(rows: list[dict[str, object]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(argv or [])
-    ours, cli_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    ours, cli_args = split_at_dashes(argv)
     parser = argparse.ArgumentParser(prog="cli.py paired", description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", nargs="+", required=True, help="checkpoints, one per seed")
     parser.add_argument("--candidate", nargs="+", required=True, help="checkpoints paired with --baseline in order")
@@ -132,10 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         baseline, candidate = [resolve(p) for p in args.baseline], [resolve(p) for p in args.candidate]
     except FileNotFoundError as error:
         parser.error(str(error))
-    from ur4rec.cli import UR4RecCLI
-
-    cli = UR4RecCLI(args=[*cli_args, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"],
-                    run=False, save_config_callback=None)
+    cli = configured(cli_args)
     datamodule, model = cli.datamodule, cli.model
     datamodule.setup("test")
     if model.retriever is not None:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ur4rec.cli import configured, split_at_dashes
 from ur4rec.metrics import full_ranking_ranks, ranking_metrics
 
 RANKERS = ("popularity", "description", "poster", "preference")
@@ -94,14 +95,11 @@ def format_table(rows: list[dict[str, float]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(argv or [])
-    ours, cli_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    ours, cli_args = split_at_dashes(argv)
     parser = argparse.ArgumentParser(prog="cli.py side_signal", description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("val", "test"), default="val")
     args = parser.parse_args(ours)
-    from ur4rec.cli import UR4RecCLI
-
-    cli = UR4RecCLI(args=[*cli_args, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"],
-                    run=False, save_config_callback=None)
+    cli = configured(cli_args)
     datamodule = cli.datamodule
     if not datamodule.hparams.features:
         raise SystemExit("side_signal needs item features: use a config with retriever experts "

@@ -33,3 +33,22 @@ def write_ml100k(root: Path, num_users: int = 40, num_items: int = 150, per_user
     (root / "u.user").write_text("\n".join(f"{u}|{20 + u % 40}|{'MF'[u % 2]}|other|0000{u % 10}"
                                            for u in range(1, num_users + 1)) + "\n")
     return root
+
+
+def small_module(num_items: int, text_dim: int = 0, image_dim: int = 0, retriever: dict | None = None,
+                 sasrec: dict | None = None, loss_weights: dict | None = None, **kwargs):
+    """A UR4RecModule with hidden size 16; ``retriever`` (a dict of RetrieverConfig fields, hidden size 16 unless
+    given) adds the three-expert retriever, None keeps SASRec alone."""
+    from ur4rec.models.ur4rec import LossWeights, RetrieverConfig, SASRecConfig
+    from ur4rec.module import UR4RecModule
+
+    return UR4RecModule(num_items=num_items, text_dim=text_dim, image_dim=image_dim,
+                        sasrec=SASRecConfig(**{"hidden_size": 16, **(sasrec or {})}),
+                        retriever=None if retriever is None else RetrieverConfig(**{"hidden_size": 16, **retriever}),
+                        loss_weights=LossWeights(**(loss_weights or {})), **kwargs)
+
+
+def load_features(module, datamodule) -> None:
+    """Put a DataModule's item tables into a module's model (what ``UR4RecModule.setup`` does under the CLI)."""
+    tables = datamodule.features
+    module.net.set_item_features(tables.item_text, tables.item_image, tables.image_mask)

@@ -25,7 +25,7 @@ from feature_fixtures import HashTextEncoder, write_image, write_mml_folder
 from reader_checks import raises_at
 from synthetic import write_ml100k
 from ur4rec.cli import main
-from ur4rec.data.datamodule import UR4RecDataModule
+from ur4rec.datamodule import UR4RecDataModule
 from ur4rec.data.errors import DataFormatError, DataFormatWarning
 from ur4rec.features.image_embeddings import ImageFeatureWarning
 
@@ -212,7 +212,7 @@ def test_non_latin_titles_plots_and_llm_texts_flow_into_the_texts(tmp_path, layo
     set_titles_utf8(root / items, "|" if items == "u.item" else sep, {1: JAPANESE, 2: CYRILLIC, 3: "Amélie (2001)"})
     llm = write_llm(tmp_path / "llm", {"5": "Фильм о море."}, {})
 
-    dm = prepared(datamodule(root, features=True, llm_dir=str(llm), user_text_holdout=0))
+    dm = prepared(datamodule(root, features=True, llm_dir=str(llm), retriever_positions=0))
     texts, index = dm.features.item_texts, dm.splits.item_index()
     assert texts[index[1]].startswith(JAPANESE + ". Genres:")
     assert texts[index[2]].startswith(CYRILLIC + ". Genres:")
@@ -321,7 +321,7 @@ def test_llm_json_with_wrong_types_fails_before_touching_the_cache(tmp_path, nam
 
 FIT = ["fit", "--config", str(REPO / "configs/sasrec.yaml"), "--data.data_dir=data", "--run_name=run",
        "--trainer.max_epochs=1", "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
-       "--trainer.enable_model_summary=false", "--trainer.log_every_n_steps=1", "--model.hidden_size=8",
+       "--trainer.enable_model_summary=false", "--trainer.log_every_n_steps=1", "--model.sasrec.hidden_size=8",
        "--data.batch_size=8", "--data.num_sampled_negatives=5"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ur4rec.bench_scaling import MAX_COUNT, MIN_COUNT, ML100K_ITEMS, ML100K_USERS, format_table, write_movielens_like
+from benchmarks.bench_scaling import MAX_COUNT, MIN_COUNT, ML100K_ITEMS, ML100K_USERS, format_table, write_movielens_like
 from ur4rec.data.readers import read_dataset
 
 

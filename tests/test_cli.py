@@ -16,7 +16,7 @@ from ur4rec.cli import main
 REPO = Path(__file__).resolve().parents[1]
 FAST = [
     "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-    "--model.hidden_size=16", "--model.dropout=0.3", "--data.batch_size=8",
+    "--model.sasrec.hidden_size=16", "--model.sasrec.dropout=0.3", "--data.batch_size=8",
 ]
 
 
@@ -110,8 +110,7 @@ SAME_AS_DEFAULT = {"alternating_adaptive"}
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in (REPO / "configs/experiments").glob("*.yaml")))
 def test_every_experiment_overlay_changes_the_resolved_config(name, capsys, monkeypatch):
-    """An overlay's list of callbacks merges into the base callbacks' arguments; an ablation whose
-    changes are all merged away would silently repeat the base run."""
+    """An ablation whose changes are all merged away would silently repeat the base run."""
     monkeypatch.chdir(REPO)
 
     def resolved(*overlay: str) -> dict:
@@ -147,19 +146,19 @@ def test_wandb_logger_runs_offline_without_a_key(workdir, monkeypatch):
 def test_nonfinite_losses_are_skipped_then_stop_the_run_with_a_checkpoint(workdir, monkeypatch):
     """Losses turn NaN from the 3rd batch on: two steps happen, NaN batches change nothing, and the
     run stops after max_nonfinite_steps with the last good weights in on_exception.ckpt."""
-    from ur4rec.module import UR4RecModule
+    from ur4rec.models.ur4rec import UR4Rec
 
-    original = UR4RecModule.compute_losses
+    original = UR4Rec.losses
     calls = {"n": 0}
 
-    def poisoned(self, batch):
-        losses = original(self, batch)
+    def poisoned(self, batch, objective, aux_scale=1.0):
+        losses = original(self, batch, objective, aux_scale)
         calls["n"] += 1
         if calls["n"] > 2:
             losses["total"] = losses["total"] * float("nan")
         return losses
 
-    monkeypatch.setattr(UR4RecModule, "compute_losses", poisoned)
+    monkeypatch.setattr(UR4Rec, "losses", poisoned)
     with pytest.raises(FloatingPointError, match="3 consecutive batches had a non-finite loss"):
         fit("nan", 3, "--model.max_nonfinite_steps=3")
     saved = torch.load(workdir / "checkpoints/nan/on_exception.ckpt", weights_only=True)

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 COMMON = ["--config", str(REPO / "configs/sasrec.yaml"), "--data.data_dir=data", "--run_name=ddp",
           "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-          "--model.hidden_size=16", "--data.num_sampled_negatives=20", "--data.eval_batch_size=7"]
+          "--model.sasrec.hidden_size=16", "--data.num_sampled_negatives=20", "--data.eval_batch_size=7"]
 
 
 def cli(workdir: Path, *args: str) -> None:
@@ -46,12 +46,10 @@ def test_two_processes_give_the_same_test_metrics_as_one(tmp_path):
 
 
 STAGES = """
+stages: {pretrain_sasrec: 3, pretrain_retriever: 1, joint_finetune: 3, end_to_end: 1}
+alternating: {mode: adaptive, min_steps: 2, window: 2, switch_threshold: 0.05}
 trainer:
   callbacks:
-    - class_path: ur4rec.callbacks.TrainingStages
-      init_args: {pretrain_sasrec: 3, pretrain_retriever: 1, joint_finetune: 3, end_to_end: 1}
-    - class_path: ur4rec.callbacks.AdaptiveAlternating
-      init_args: {mode: adaptive, min_steps: 2, window: 2, switch_threshold: 0.05}
     - class_path: ddp_probe.RankDecisions
 """
 
@@ -61,7 +59,7 @@ def test_four_stage_fit_on_two_processes_decides_alike_on_every_rank(tmp_path):
     (tmp_path / "stages.yaml").write_text(STAGES)
     ur4rec = ["--config", str(REPO / "configs/ur4rec.yaml"), "--config", "stages.yaml", "--data.data_dir=data",
               "--data.feature_cache_dir=cache", "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
-              "--trainer.enable_model_summary=false", "--model.hidden_size=16", "--model.retriever_hidden_size=16",
+              "--trainer.enable_model_summary=false", "--model.sasrec.hidden_size=16", "--model.retriever.hidden_size=16",
               "--data.batch_size=8", "--data.num_sampled_negatives=20"]
     single = []
     for seed in (0, 1):

@@ -14,7 +14,7 @@ except ImportError:
     from feature_fixtures import HashTextEncoder, hash_vector, save_tiny_clip, tiny_raw, tiny_splits, write_mml_folder
 
 from ur4rec.data.readers import read_dataset
-from ur4rec.features import report
+from ur4rec.features import provenance as report
 from ur4rec.features.image_embeddings import ClipImageEncoder, DescriptorImageEncoder, ImageFeatureWarning, embed_images
 from ur4rec.features.tables import FeatureTables, build_feature_tables
 

@@ -23,8 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 5  # 40 users / batch 8 = 5 batches per epoch
 COMMON = [
     "--config", str(REPO / "configs/sasrec.yaml"), "--data.data_dir=data", "--trainer.accelerator=cpu",
-    "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--model.hidden_size=16",
-    "--model.dropout=0.3", "--data.batch_size=8",
+    "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--model.sasrec.hidden_size=16",
+    "--model.sasrec.dropout=0.3", "--data.batch_size=8",
 ]
 PACED = '--trainer.callbacks+={"class_path": "pacing.PacedBatches", "init_args": {"seconds": 0.25}}'
 

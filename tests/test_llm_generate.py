@@ -72,7 +72,7 @@ def env(monkeypatch):
 def run(data_dir: Path, out: Path, server: FakeLLMServer | None, *extra: str) -> int:
     # the tiny users have 3-4 training items: hold none back unless a test says otherwise
     argv = ["--data_dir", str(data_dir), "--output_dir", str(out), "--api_key_env", KEY_ENV,
-            "--min_user_interactions", "3", "--max_retries", "0", "--timeout", "5", "--user_history_holdout", "0"]
+            "--min_user_interactions", "3", "--max_retries", "0", "--timeout", "5", "--retriever_positions", "0"]
     if server is not None:
         argv += ["--base_url", server.base_url]
     return main(argv + list(extra))  # later flags override the defaults above
@@ -129,9 +129,9 @@ def test_user_prompts_never_contain_validation_or_test_items(data_dir, tmp_path,
         assert "rated 5/5" in prompt or "rated 4/5" in prompt
 
 
-def test_user_history_holdout_leaves_the_latest_training_items_out(data_dir, tmp_path, env):
+def test_retriever_positions_leaves_the_latest_training_items_out(data_dir, tmp_path, env):
     with FakeLLMServer() as server:
-        assert run(data_dir, tmp_path / "out", server, "--skip_items", "--user_history_holdout", "1") == 0
+        assert run(data_dir, tmp_path / "out", server, "--skip_items", "--retriever_positions", "1") == 0
         prompts = [user_message(r["body"]) for r in server.requests]
     for train in TRAIN.values():
         latest, earlier = TITLES[train[-1]], [TITLES[i] for i in train[:-1]]

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ur4rec.paired import bootstrap_relative, user_gains
+from benchmarks.paired import bootstrap_relative, user_gains
 
 
 def test_bootstrap_interval_is_exact_for_a_uniform_gain_and_widens_with_noise():

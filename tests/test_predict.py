@@ -15,7 +15,7 @@ from ur4rec.cli import main
 REPO = Path(__file__).resolve().parents[1]
 COMMON = ["--config", str(REPO / "configs/sasrec.yaml"), "--data.data_dir=data", "--run_name=p",
           "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-          "--model.hidden_size=16", "--data.num_sampled_negatives=20"]
+          "--model.sasrec.hidden_size=16", "--data.num_sampled_negatives=20"]
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_predict_writes_top_k_unseen_items_that_match_full_ranking(trained):
         window = torch.zeros(1, 50, dtype=torch.long)
         window[0, -min(50, len(history)):] = torch.tensor(history[-50:])
         with torch.no_grad():
-            scores = model.score_batch({"input": window})[0][0]
+            scores = model.net.scores({"input": window}, model.score_mode)[0][0]
         scores[0] = float("-inf")
         scores[list(seen)] = float("-inf")
         expected = scores.topk(5)

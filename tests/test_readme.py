@@ -42,7 +42,7 @@ README = REPO / "README.md"
 SKIPPED = {
     "pip install -r requirements.txt":
         "installs packages from the network; .ci/run runs it in a fresh venv before the test suite",
-    "python -m pytest -q":
+    "python -m pytest -q --durations=15":
         "the test suite this test belongs to (it would recurse); .ci/run runs exactly this command",
     "python cli.py fit --config configs/ur4rec.yaml --config configs/trainer/gpu.yaml "
     "--data.data_dir ../shared/data/M_ML-100K --data.llm_dir ../shared/data/llm_generated":
@@ -55,20 +55,15 @@ SKIPPED = {
 }
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
-EXTRA_SUBCOMMANDS = ("generate", "features", "report", "fusion_sweep", "paired", "side_signal")
-MODULES = ("ur4rec.bench", "ur4rec.seeds", "ur4rec.stage_table", "ur4rec.features.bench_features",
-           "ur4rec.bench_scaling")
+EXTRA_SUBCOMMANDS = ("generate", "features", "report")
+TOOLS = ("bench", "seeds", "stage_table", "bench_features", "bench_scaling", "paired", "side_signal", "fusion_sweep")
 # Lightning on the CPU, quiet; small batches and logging every step so the tiny runs take several logged
 # steps per epoch (the run report then has every plot).
 FAST = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
         "--trainer.enable_model_summary", "false", "--data.batch_size", "8", "--trainer.log_every_n_steps", "1"]
 STAGES = """\
-trainer:
-  callbacks:
-    - class_path: ur4rec.callbacks.TrainingStages
-      init_args: {pretrain_sasrec: 1, pretrain_retriever: 1, joint_finetune: 1, end_to_end: 1}
-    - class_path: ur4rec.callbacks.AdaptiveAlternating
-      init_args: {mode: adaptive, min_steps: 2, window: 2, switch_threshold: 0.05}
+stages: {pretrain_sasrec: 1, pretrain_retriever: 1, joint_finetune: 1, end_to_end: 1}
+alternating: {mode: adaptive, min_steps: 2, window: 2, switch_threshold: 0.05}
 """
 
 
@@ -98,7 +93,7 @@ def runnable(tokens: list[str]) -> bool:
         return len(tokens) == 2 and "=" in tokens[1]
     if tokens[:2] == ["python", "cli.py"] and len(tokens) > 2:
         return tokens[2] in LIGHTNING_SUBCOMMANDS + EXTRA_SUBCOMMANDS
-    return tokens[:2] == ["python", "-m"] and len(tokens) > 2 and tokens[2] in MODULES
+    return tokens[:3] == ["python", "-m", "benchmarks"] and len(tokens) > 3 and tokens[3] in TOOLS
 
 
 def _fit_overrides(tokens: list[str], stages_yaml: Path) -> list[str]:
@@ -117,20 +112,19 @@ def adapt(tokens: list[str], stages_yaml: Path, llm_url: str, log: Path) -> dict
         return {"text": text, "env": {name: value}}
     if tokens[1] == "-m":
         argv = ["-m", *tokens[2:]]
-        if tokens[2] == "ur4rec.seeds":
+        tool = tokens[3]
+        if tool == "seeds":
             at = argv.index("--seeds")
             end = next((i for i in range(at + 1, len(argv)) if argv[i].startswith("--")), len(argv))
             argv[at + 1:end] = ["0"]
             argv += _fit_overrides(argv, stages_yaml) + FAST
-        if tokens[2] == "ur4rec.stage_table":  # the seeds command above ran seed 0 only
-            argv = [a for a in argv if not re.search(r"-seed[1-9]\d*$", a)]
-        if tokens[2] == "ur4rec.bench_scaling":  # the smallest scale only, one epoch
+        if tool in ("stage_table", "paired"):  # the seeds command above ran seed 0 only (paired: keep its pair)
+            argv = [a for a in argv if not re.search(r"-seed[1-9]\d*(/|$)", a)]
+        if tool == "bench_scaling":  # the smallest scale only, one epoch
             argv[argv.index("--scales") + 1:] = ["1", "--epochs", "1"]
         return {"text": text, "argv": argv, "log": str(log)}
     argv = tokens[1:]  # cli.py SUBCOMMAND ...
     subcommand = argv[1]
-    if subcommand == "paired":  # the seeds command above ran seed 0 only: keep its pair
-        argv = [a for a in argv if not re.search(r"-seed[1-9]\d*/", a)]
     if subcommand in LIGHTNING_SUBCOMMANDS and "--print_config" not in argv:
         if subcommand == "fit":
             argv += _fit_overrides(argv, stages_yaml)
@@ -224,11 +218,11 @@ def test_every_readme_command_is_run_or_skipped():
     stale = [c for c in SKIPPED if c not in commands]
     assert not stale, f"SKIPPED lists commands that are no longer in the README: {stale}"
     setup = [c for c in commands if c in ("pip install -r requirements.txt",
-                                          "python cli.py fit --config configs/sasrec.yaml", "python -m pytest -q")]
+                                          "python cli.py fit --config configs/sasrec.yaml", "python -m pytest -q --durations=15")]
     assert setup == ["pip install -r requirements.txt", "python cli.py fit --config configs/sasrec.yaml",
-                     "python -m pytest -q"], "the install, main-job and test commands must stay first, once each"
+                     "python -m pytest -q --durations=15"], "the install, main-job and test commands must stay first, once each"
     ci = (REPO / ".ci/run").read_text()
-    assert "\npython -m pytest -q" in ci  # CI runs the README's test command as written
+    assert "\npython -m pytest -q --durations=15\n" in ci  # CI runs the README's test command as written
 
 
 def test_extraction_convention():

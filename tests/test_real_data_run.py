@@ -11,12 +11,8 @@ from ur4rec.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = """
-trainer:
-  callbacks:
-    - class_path: ur4rec.callbacks.TrainingStages
-      init_args: {pretrain_sasrec: 1, pretrain_retriever: 1, joint_finetune: 1, end_to_end: 1}
-    - class_path: ur4rec.callbacks.AdaptiveAlternating
-      init_args: {mode: fixed}
+stages: {pretrain_sasrec: 1, pretrain_retriever: 1, joint_finetune: 1, end_to_end: 1}
+alternating: {mode: fixed}
 """
 pytestmark = pytest.mark.slow
 

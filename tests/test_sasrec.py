@@ -93,11 +93,11 @@ def test_sample_negatives_is_uniform_over_the_complement():
 
 @pytest.mark.slow
 def test_compiled_sasrec_matches_eager_outputs_and_gradients():
-    from ur4rec.module import UR4RecModule
+    from ur4rec.models.ur4rec import SASRecConfig, UR4Rec
 
     torch.manual_seed(0)
-    eager = UR4RecModule(num_items=30, max_seq_len=12, hidden_size=16, dropout=0.0)
-    compiled = UR4RecModule(num_items=30, max_seq_len=12, hidden_size=16, dropout=0.0, compile_sasrec="inductor")
+    eager = UR4Rec(30, 12, sasrec=SASRecConfig(hidden_size=16, dropout=0.0))
+    compiled = UR4Rec(30, 12, sasrec=SASRecConfig(hidden_size=16, dropout=0.0, compile="inductor"))
     compiled.load_state_dict(eager.state_dict())
     assert compiled.sasrec._compiled_call_impl is not None and eager.sasrec._compiled_call_impl is None
     assert list(compiled.state_dict()) == list(eager.state_dict())  # checkpoints stay interchangeable
@@ -105,7 +105,7 @@ def test_compiled_sasrec_matches_eager_outputs_and_gradients():
     items[:, -1] = torch.randint(1, 31, (6,))
     batch = {"input": items, "target": torch.randint(1, 31, (6, 12))}
     for module in (eager, compiled):
-        module.compute_losses(batch)["total"].backward()
-    assert torch.allclose(compiled.score_batch(batch)[0], eager.score_batch(batch)[0], atol=1e-5)
+        module.losses(batch, "sasrec")["total"].backward()
+    assert torch.allclose(compiled.scores(batch, "sasrec")[0], eager.scores(batch, "sasrec")[0], atol=1e-5)
     for (name, p), q in zip(eager.named_parameters(), compiled.parameters()):
         assert torch.allclose(p.grad, q.grad, atol=1e-5), name

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ur4rec.seeds import ablation_table, summarize, with_overlay
+from benchmarks.seeds import ablation_table, summarize, with_overlay
 
 
 def test_summary_has_mean_std_and_every_seed():

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ur4rec.side_signal import history_mean, random_expectation, ranker_scores, side_signal
+from benchmarks.side_signal import history_mean, random_expectation, ranker_scores, side_signal
 
 # 4 items (row 0 = padding): items 1 and 2 share a direction, 3 and 4 another; item 4 has no poster
 TEXT = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])

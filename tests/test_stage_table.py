@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ur4rec.stage_table import main, stage_summary
+from benchmarks.stage_table import main, stage_summary
 
 
 def write_run(root, rows):

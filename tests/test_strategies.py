@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 
 from ur4rec.callbacks.curriculum import CurriculumWeights
+from ur4rec.callbacks.stages import TrainingStages
 from ur4rec.models.contrastive import MemoryBankContrastive
 from ur4rec.models.losses import bidirectional_distillation
-from ur4rec.models.retriever import EXPERTS
-from ur4rec.module import UR4RecModule
+from ur4rec.models.ur4rec import LossWeights, RetrieverConfig, SASRecConfig, UR4Rec
+from ur4rec.vocabulary import OBJECTIVE_JOINT
 
 N, TEXT, IMAGE = 30, 12, 7
 
 
-def make_module(**kwargs) -> UR4RecModule:
+def make_module(**loss_weights) -> UR4Rec:
+    """A small UR4Rec with random item features; ``loss_weights`` are LossWeights fields."""
     torch.manual_seed(0)
-    module = UR4RecModule(num_items=N, max_seq_len=6, hidden_size=16, experts=EXPERTS, text_dim=TEXT,
-                          image_dim=IMAGE, retriever_hidden_size=16, **kwargs)
+    module = UR4Rec(N, 6, TEXT, IMAGE, SASRecConfig(hidden_size=16), RetrieverConfig(hidden_size=16, recent_content=0),
+                    LossWeights(**loss_weights))
     g = torch.Generator().manual_seed(1)
-    module.item_text.copy_(torch.randn(N + 1, TEXT, generator=g))
-    module.item_image.copy_(torch.randn(N + 1, IMAGE, generator=g))
-    module.image_mask.fill_(True)
-    module.image_mask[0] = False
-    module.stage = "joint_finetune"
+    mask = torch.ones(N + 1, dtype=torch.bool)
+    mask[0] = False
+    module.set_item_features(torch.randn(N + 1, TEXT, generator=g), torch.randn(N + 1, IMAGE, generator=g), mask)
     return module
+
+
+def joint_losses(module: UR4Rec, data: dict, aux_scale: float = 1.0) -> dict[str, torch.Tensor]:
+    return module.losses(data, OBJECTIVE_JOINT, aux_scale)
 
 
 def batch():
@@ -35,7 +41,7 @@ def batch():
             "user_text": torch.randn(4, TEXT, generator=g), "user": torch.arange(4)}
 
 
-def grads_of(module: UR4RecModule, loss: torch.Tensor) -> dict[str, bool]:
+def grads_of(module: UR4Rec, loss: torch.Tensor) -> dict[str, bool]:
     module.zero_grad(set_to_none=True)
     loss.backward()
     return {name: p.grad is not None and bool(p.grad.abs().sum() > 0) for name, p in module.named_parameters()}
@@ -46,8 +52,8 @@ def group(flags: dict[str, bool], prefix: str) -> bool:
 
 
 def test_contrastive_loss_reaches_sasrec_and_its_heads_only():
-    module = make_module(contrastive_weight=1.0)
-    losses = module.compute_losses(batch())
+    module = make_module(contrastive=1.0)
+    losses = joint_losses(module, batch())
     flags = grads_of(module, losses["contrastive"])
     assert group(flags, "sasrec.") and group(flags, "contrastive.")
     assert not group(flags, "retriever.")  # experts, router and projections are untouched
@@ -102,41 +108,38 @@ def test_distillation_averages_only_the_masked_rows():
 
 
 def test_distillation_in_the_module_changes_both_sides():
-    module = make_module(distill_weight=1.0)
-    flags = grads_of(module, module.compute_losses(batch())["distill"])
+    module = make_module(distill=1.0)
+    flags = grads_of(module, joint_losses(module, batch())["distill"])
     assert group(flags, "sasrec.") and group(flags, "retriever.")
 
 
 def test_curriculum_ramps_only_the_auxiliary_losses():
     callback = CurriculumWeights(start=0.0, end=1.0, ramp_steps=4)
+    stages = TrainingStages(0, 0, 3, 0)  # in joint_finetune
 
     class Probe:
-        stage = "joint_finetune"
         aux_loss_scale = 1.0
 
         def log(self, *args, **kwargs):
             pass
 
+    trainer = SimpleNamespace(callbacks=[stages])
     probe, scales = Probe(), []
     for _ in range(6):
-        callback.on_train_batch_start(None, probe, None, 0)
+        callback.on_train_batch_start(trainer, probe, None, 0)
         scales.append(probe.aux_loss_scale)
     assert scales == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
-    probe.stage = "pretrain_sasrec"
-    callback.on_train_batch_start(None, probe, None, 0)
-    assert probe.aux_loss_scale == 1.0
+    callback.on_train_batch_start(SimpleNamespace(callbacks=[TrainingStages(2, 0, 0, 0)]), probe, None, 0)
+    assert probe.aux_loss_scale == 1.0  # pretrain_sasrec: no ramp
 
-    module = make_module()
-    data = batch()
-    module.aux_loss_scale = 0.0
-    losses = module.compute_losses(data)
+    module, data = make_module(), batch()
+    losses = joint_losses(module, data, aux_scale=0.0)
     torch.testing.assert_close(losses["total"], losses["fused"])  # only the fused loss remains
-    module.aux_loss_scale = 1.0
-    full = module.compute_losses(data)
+    full = joint_losses(module, data, aux_scale=1.0)
     assert full["total"] > full["fused"]
 
 
 def test_strategies_are_off_by_default():
     module = make_module()
-    losses = module.compute_losses(batch())
+    losses = joint_losses(module, batch())
     assert module.contrastive is None and "contrastive" not in losses and "distill" not in losses

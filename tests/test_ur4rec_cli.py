@@ -8,18 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks.__main__ import main as tools
 from synthetic import write_ml100k
 from ur4rec.callbacks import AdaptiveAlternating, TrainingStages
 from ur4rec.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = """
-trainer:
-  callbacks:
-    - class_path: ur4rec.callbacks.TrainingStages
-      init_args: {pretrain_sasrec: 1, pretrain_retriever: 1, joint_finetune: 2, end_to_end: 1}
-    - class_path: ur4rec.callbacks.AdaptiveAlternating
-      init_args: {mode: adaptive, min_steps: 2, window: 2, switch_threshold: 0.05}
+stages: {pretrain_sasrec: 1, pretrain_retriever: 1, joint_finetune: 2, end_to_end: 1}
+alternating: {mode: adaptive, min_steps: 2, window: 2, switch_threshold: 0.05}
 model:
   retriever_scheduler:
     class_path: torch.optim.lr_scheduler.StepLR
@@ -45,7 +42,7 @@ def fit(workdir: Path, run_name: str, *extra: str):
     return main(["fit", "--config", str(REPO / "configs/ur4rec.yaml"), "--config", str(workdir / "stages.yaml"),
                  f"--data.data_dir={workdir / 'data'}", f"--data.feature_cache_dir={workdir / 'cache'}",
                  f"--run_name={run_name}", "--data.batch_size=8", "--data.num_sampled_negatives=20",
-                 "--model.hidden_size=16", "--model.retriever_hidden_size=16", "--trainer.accelerator=cpu",
+                 "--model.sasrec.hidden_size=16", "--model.retriever.hidden_size=16", "--trainer.accelerator=cpu",
                  "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", *extra])
 
 
@@ -65,7 +62,9 @@ def test_four_stages_then_resume_mid_stage_matches(workdir, monkeypatch):
 
     fit(workdir, "resumed", "--trainer.max_epochs=3")  # stops inside joint_finetune
     midway = torch.load(workdir / "checkpoints/resumed/last.ckpt", weights_only=True)
-    assert midway["ur4rec_state"]["stage"] == "joint_finetune"
+    stages_state = next(v for k, v in midway["callbacks"].items() if k.startswith("TrainingStages"))
+    assert stages_state["stage_index"] == 2  # joint_finetune
+    assert midway["score_mode"] == "fused"
     resumed = fit(workdir, "resumed", "--ckpt_path=last")
 
     a = torch.load(workdir / "checkpoints/straight/last.ckpt", weights_only=True)
@@ -90,8 +89,8 @@ def test_test_subcommand_scores_with_the_fused_model(workdir, monkeypatch):
         fit(workdir, "straight")
     cli = main(["test", "--config", str(REPO / "configs/ur4rec.yaml"), "--config", str(workdir / "stages.yaml"),
                 f"--data.data_dir={workdir / 'data'}", f"--data.feature_cache_dir={workdir / 'cache'}",
-                "--run_name=straight", "--data.num_sampled_negatives=20", "--model.hidden_size=16",
-                "--model.retriever_hidden_size=16", "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
+                "--run_name=straight", "--data.num_sampled_negatives=20", "--model.sasrec.hidden_size=16",
+                "--model.retriever.hidden_size=16", "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
                 "--ckpt_path=last"])
     metrics = cli.trainer.callback_metrics
     assert cli.model.score_mode == "fused"
@@ -104,7 +103,7 @@ def test_predict_explains_fused_recommendations(workdir, monkeypatch):
         fit(workdir, "straight")
     main(["predict", "--config", str(REPO / "configs/ur4rec.yaml"), "--config", str(workdir / "stages.yaml"),
           f"--data.data_dir={workdir / 'data'}", f"--data.feature_cache_dir={workdir / 'cache'}", "--run_name=straight",
-          "--data.num_sampled_negatives=20", "--model.hidden_size=16", "--model.retriever_hidden_size=16",
+          "--data.num_sampled_negatives=20", "--model.sasrec.hidden_size=16", "--model.retriever.hidden_size=16",
           "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--ckpt_path=last", "--model.top_k=3",
           "--data.predict_users=[1, 2]", "--predictions.output_path=recs.jsonl"])
     rows = [json.loads(line) for line in (workdir / "recs.jsonl").read_text().splitlines()]
@@ -142,7 +141,7 @@ def validated_straight_run(workdir: Path):
         fit(workdir, "straight")
     args = ["--config", str(REPO / "configs/ur4rec.yaml"), "--config", str(workdir / "stages.yaml"),
             f"--data.data_dir={workdir / 'data'}", f"--data.feature_cache_dir={workdir / 'cache'}",
-            "--data.num_sampled_negatives=20", "--model.hidden_size=16", "--model.retriever_hidden_size=16",
+            "--data.num_sampled_negatives=20", "--model.sasrec.hidden_size=16", "--model.retriever.hidden_size=16",
             "--trainer.accelerator=cpu"]
     cli = main(["validate", *args, "--ckpt_path=checkpoints/straight/last.ckpt", "--trainer.logger=false"])
     fused = float(cli.trainer.callback_metrics["val/ndcg@10"])
@@ -152,22 +151,22 @@ def validated_straight_run(workdir: Path):
 
 
 def test_fusion_sweep_scores_each_weight_on_validation(workdir, monkeypatch, capsys):
-    from ur4rec.fusion_sweep import sweep
+    from benchmarks.fusion_sweep import sweep
 
     monkeypatch.chdir(workdir)
     args, cli, fused, sasrec = validated_straight_run(workdir)
-    assert main(["fusion_sweep", "--ckpt_path", "checkpoints/straight/last.ckpt", "--weights", "0.4", "1.0",
+    assert tools(["fusion_sweep", "--ckpt_path", "checkpoints/straight/last.ckpt", "--weights", "0.4", "1.0",
                  "--", *args]) == 0
     table = capsys.readouterr().out
     assert "| fusion_weight | val/ndcg@10" in table and "| 1.00" in table
 
     # weight 1.0 is SASRec alone and the configured weight the fused model, each validated directly
-    rows = sweep(cli, "checkpoints/straight/last.ckpt", [cli.model.hparams.fusion_weight, 1.0])
+    rows = sweep(cli, "checkpoints/straight/last.ckpt", [cli.model.hparams.retriever["fusion_weight"], 1.0])
     assert [r["val/ndcg@10"] for r in rows] == pytest.approx([fused, sasrec], abs=1e-6)
 
 
 def test_paired_scores_each_checkpoint_like_validate(workdir, monkeypatch, capsys):
-    from ur4rec.paired import compare
+    from benchmarks.paired import compare
 
     monkeypatch.chdir(workdir)
     args, cli, fused, sasrec = validated_straight_run(workdir)
@@ -175,7 +174,7 @@ def test_paired_scores_each_checkpoint_like_validate(workdir, monkeypatch, capsy
 
     # a checkpoint with SASRec weights only (a SASRec-only run's) scores as SASRec
     checkpoint = torch.load("checkpoints/straight/last.ckpt", map_location="cpu", weights_only=True)
-    checkpoint = {"state_dict": {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("sasrec.")}}
+    checkpoint = {"state_dict": {k: v for k, v in checkpoint["state_dict"].items() if k.startswith("net.sasrec.")}}
     torch.save(checkpoint, workdir / "sasrec_only.ckpt")
     rows = compare(cli.model, list(cli.datamodule.val_dataloader()), [str(workdir / "sasrec_only.ckpt")],
                    ["checkpoints/straight/last.ckpt"], draws=200)
@@ -186,16 +185,16 @@ def test_paired_scores_each_checkpoint_like_validate(workdir, monkeypatch, capsy
     ensemble = next(r for r in rows if r["compared"] == "baseline ensemble" and r["metric"] == "ndcg@10")
     assert ensemble["candidate"] == pytest.approx(sasrec, abs=1e-6)  # an ensemble of one checkpoint is itself
 
-    assert main(["paired", "--split", "val", "--draws", "50", "--baseline", "checkpoints/straight/last.ckpt",
+    assert tools(["paired", "--split", "val", "--draws", "50", "--baseline", "checkpoints/straight/last.ckpt",
                  "--candidate", "checkpoints/straight/las*.ckpt", "--", *args]) == 0
     out = capsys.readouterr().out
     assert "pair 0: checkpoints/straight/last.ckpt vs checkpoints/straight/last.ckpt" in out  # the glob resolved
     assert "| pair 0 | ndcg@10 |" in out and "+0.0% | +0.0% .. +0.0% |" in out
     with pytest.raises(SystemExit):  # a pattern must name exactly one checkpoint
-        main(["paired", "--baseline", "checkpoints/straight/*.ckpt", "--candidate", "x.ckpt", "--", *args])
+        tools(["paired", "--baseline", "checkpoints/straight/*.ckpt", "--candidate", "x.ckpt", "--", *args])
     assert "checkpoints/straight/*.ckpt: matches" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # pairs need as many baselines as candidates
-        main(["paired", "--baseline", "a.ckpt", "b.ckpt", "--candidate", "c.ckpt", "--", *args])
+        tools(["paired", "--baseline", "a.ckpt", "b.ckpt", "--candidate", "c.ckpt", "--", *args])
     assert "they are compared in pairs" in capsys.readouterr().err
 
 
@@ -203,10 +202,10 @@ def test_side_signal_ranks_with_each_input(workdir, monkeypatch, capsys):
     monkeypatch.chdir(workdir)
     args = ["--config", str(REPO / "configs/ur4rec.yaml"), f"--data.data_dir={workdir / 'data'}",
             f"--data.feature_cache_dir={workdir / 'cache'}", "--data.num_sampled_negatives=20"]
-    assert main(["side_signal", "--", *args]) == 0
+    assert tools(["side_signal", "--", *args]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert [r.split(" | ")[0] for r in rows[1:]] == ["| random (expected)", "| popularity", "| description",
                                                      "| poster", "| preference"]
     with pytest.raises(SystemExit, match="needs item features"):
-        main(["side_signal", "--", "--config", str(REPO / "configs/sasrec.yaml"),
+        tools(["side_signal", "--", "--config", str(REPO / "configs/sasrec.yaml"),
               f"--data.data_dir={workdir / 'data'}"])

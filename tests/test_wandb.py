@@ -25,11 +25,8 @@ STAGE_EPOCHS = {"pretrain_sasrec": 1, "pretrain_retriever": 1, "joint_finetune":
 STAGES = f"""
 trainer:
   log_every_n_steps: 1
-  callbacks:
-    - class_path: ur4rec.callbacks.TrainingStages
-      init_args: {STAGE_EPOCHS}
-    - class_path: ur4rec.callbacks.AdaptiveAlternating
-      init_args: {{mode: fixed}}
+stages: {STAGE_EPOCHS}
+alternating: {{mode: fixed}}
 """
 SECRETS = {
     "DASHSCOPE_API_KEY": "sk-test-dashscope-5f0c9a1e7b3d4c2a9e8f",
@@ -43,8 +40,8 @@ NUM_USERS = 40  # write_ml100k's default; every user is validated
 def cli(root: Path, command: str, *extra: str):
     return main([command, "--config", str(REPO / "configs/ur4rec.yaml"), "--config", str(root / "stages.yaml"),
                  "--config", str(REPO / "configs/logger/wandb.yaml"), "--data.data_dir=data", f"--run_name={RUN}",
-                 "--data.batch_size=8", "--data.num_sampled_negatives=20", "--model.hidden_size=16",
-                 "--model.retriever_hidden_size=16", "--trainer.accelerator=cpu",
+                 "--data.batch_size=8", "--data.num_sampled_negatives=20", "--model.sasrec.hidden_size=16",
+                 "--model.retriever.hidden_size=16", "--trainer.accelerator=cpu",
                  "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", *extra])
 
 
@@ -123,11 +120,10 @@ def test_router_weight_histograms_cover_every_validation_user(offline):
 @pytest.mark.slow  # the module's run embeds texts with MiniLM
 def test_resolved_config_is_logged_and_best_checkpoint_is_an_artifact(offline, root):
     config = offline.config["cli"]
-    assert config["run_name"] == RUN and config["model"]["experts"] == list(EXPERTS)
-    assert [c["class_path"].rsplit(".", 1)[-1] for c in config["trainer"]["callbacks"]][:2] == [
-        "TrainingStages", "AdaptiveAlternating"]
+    assert config["run_name"] == RUN and config["model"]["retriever"]["experts"] == list(EXPERTS)
+    assert config["stages"]["joint_finetune"] == STAGE_EPOCHS["joint_finetune"] and config["alternating"]["mode"] == "fixed"
     assert config["trainer"]["plugins"][0]["class_path"] == "ur4rec.checkpoint_io.AtomicCheckpointIO"
-    assert offline.config["hidden_size"] == 16  # the module's hparams, as before
+    assert offline.config["sasrec"]["hidden_size"] == 16  # the module's hparams, grouped as in the config
     # a key is configured (WANDB_MODE=offline only keeps the upload for later): log_model stays on and
     # the best checkpoint is logged as an artifact at the end of each fit
     assert "artifact" in offline.kinds

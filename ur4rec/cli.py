@@ -1,4 +1,9 @@
-"""UR4RecCLI: LightningCLI wired for the UR4Rec module and DataModule."""
+"""UR4RecCLI: LightningCLI wired for the UR4Rec module and DataModule, plus the user commands.
+
+The user-facing commands are ``fit``/``validate``/``test``/``predict`` (LightningCLI) and ``generate``,
+``features``, ``report`` (each a module with ``main(argv) -> int``). Analysis and benchmark tools live
+outside the product, in ``benchmarks/`` (``python -m benchmarks --help``).
+"""
 
 from __future__ import annotations
 
@@ -11,22 +16,25 @@ from pathlib import Path
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
+from ur4rec.callbacks.alternating import AdaptiveAlternating
 from ur4rec.callbacks.checkpoints import ExceptionCheckpoint, LatestCheckpoint
 from ur4rec.callbacks.predictions import RecommendationWriter
 from ur4rec.callbacks.rng import RNGStateCheckpoint
-from ur4rec.data.datamodule import UR4RecDataModule
+from ur4rec.callbacks.run_summary import FitSummary
+from ur4rec.callbacks.stages import TrainingStages
+from ur4rec.checkpoint_io import load_checkpoint_file, pid_alive, upgrade_checkpoint
+from ur4rec.datamodule import UR4RecDataModule
+from ur4rec.errors import CheckpointError, ConfigError
+from ur4rec.models.ur4rec import RetrieverConfig
 from ur4rec.module import UR4RecModule
 
 CHECKPOINT_ROOT = "checkpoints"
 
 # Commands beside LightningCLI's fit/validate/test/predict: name -> module with ``main(argv) -> int``.
-EXTRA_COMMANDS = {
+USER_COMMANDS = {
     "generate": "ur4rec.llm.generate",  # LLM user preferences and item descriptions
-    "features": "ur4rec.features.report",  # per-source counts of texts and posters
-    "report": "ur4rec.report",  # plots and a Markdown summary of a finished run
-    "fusion_sweep": "ur4rec.fusion_sweep",  # validation metrics per fusion weight of a checkpoint
-    "paired": "ur4rec.paired",  # checkpoints compared user by user, with a bootstrap interval
-    "side_signal": "ur4rec.side_signal",  # each side input (texts, posters) as a ranker on its own
+    "features": "ur4rec.features.provenance",  # per-source counts of texts and posters
+    "report": "ur4rec.run_report",  # plots and a Markdown summary of a finished run
 }
 
 
@@ -44,8 +52,7 @@ def wandb_run_id(directory: Path, resuming: bool) -> str:
 
     DDP ranks other than 0 start after rank 0 and read the id it stored."""
     path = directory / "wandb_id"
-    launched_rank = os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
-    if (resuming or launched_rank) and path.exists():
+    if (resuming or launched_rank()) and path.exists():
         return path.read_text().strip()
     run_id = secrets.token_hex(4)
     directory.mkdir(parents=True, exist_ok=True)
@@ -53,36 +60,94 @@ def wandb_run_id(directory: Path, resuming: bool) -> str:
     return run_id
 
 
+def launched_rank() -> bool:
+    """True in a DDP process started by rank 0 (not the one the user ran)."""
+    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
+
+
 def negatives_for_loss(loss: str) -> int:
     """Sampled-softmax losses need one negative per position; full cross-entropy needs none."""
     return 0 if loss == "ce" else 1
+
+
+def has_retriever(retriever) -> bool:
+    return retriever is not None
+
+
+def retriever_positions(retriever) -> int:
+    """The retriever's training positions, which user texts leave out (the default when there is none)."""
+    return getattr(retriever, "positions", RetrieverConfig.positions) if retriever is not None \
+        else RetrieverConfig.positions
+
+
+def best_checkpoint(directory: str | Path) -> Path:
+    """The run's best checkpoint by its monitored metric among ``best-epoch*.ckpt`` in ``directory``."""
+    candidates = sorted(Path(directory).glob("best-epoch*.ckpt"))
+    if not candidates:
+        raise CheckpointError(f"--ckpt_path best: no best-epoch*.ckpt in {directory} (has this run been fit? "
+                              "check --run_name)")
+
+    def score(path: Path) -> float:
+        states = load_checkpoint_file(path).get("callbacks", {})
+        values = [s.get("best_model_score") for k, s in states.items() if k.startswith("ModelCheckpoint")]
+        return float(values[0]) if values and values[0] is not None else float("-inf")
+
+    return max(candidates, key=score) if len(candidates) > 1 else candidates[0]
+
+
+class FitLock:
+    """``checkpoints/<run_name>.fit.lock`` holding the pid of the live fit that writes ``checkpoints/<run_name>/``
+    (beside the folder, not in it, so a new run's folder starts empty)."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.path = Path(f"{directory}.fit.lock")
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            text = self.path.read_text().strip()
+            if text.isdigit() and int(text) != os.getpid() and pid_alive(int(text)):
+                raise ConfigError(f"run_name: another fit (pid {text}) is writing {self.directory}; wait for it, "
+                                  "stop it, or choose another --run_name")
+        self.path.write_text(f"{os.getpid()}\n")  # absent, stale (its process is gone) or ours
+
+    def release(self) -> None:
+        if self.path.exists() and self.path.read_text().strip() == str(os.getpid()):
+            self.path.unlink()
 
 
 class UR4RecCLI(LightningCLI):
     """``fit``/``validate``/``test``/``predict`` with a named run.
 
     ``--run_name NAME`` puts checkpoints in ``checkpoints/NAME/`` (``last.ckpt`` plus the best by
-    ``val/ndcg@10``) and names the loggers' runs, so ``--ckpt_path last`` finds the run to resume.
+    ``val/ndcg@10``) and names the loggers' runs, so ``--ckpt_path last`` finds the run to resume and
+    ``--ckpt_path best`` its best checkpoint. The training policy is two groups: ``--stages.*``
+    (:class:`TrainingStages`) and ``--alternating.*`` (:class:`AdaptiveAlternating`).
     """
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("parser_kwargs", {"description": "UR4Rec. Extra commands: "
-                                            + ", ".join(f"'{name}'" for name in EXTRA_COMMANDS)
-                                            + " (run 'python cli.py generate --help')."})
+        kwargs.setdefault("parser_kwargs", {"description": "UR4Rec. More commands: "
+                                            + ", ".join(f"'{name}'" for name in USER_COMMANDS)
+                                            + " (e.g. 'python cli.py generate --help')."})
         kwargs.setdefault("seed_everything_default", 42)
         kwargs.setdefault("auto_configure_optimizers", False)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("trainer_defaults", {
             "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": "logs"}},
             "use_distributed_sampler": False,  # the DataModule shards users across ranks itself
-            # temp file + fsync + os.replace: a kill never leaves a truncated last.ckpt/best checkpoint
+            "max_epochs": -1,  # the stages decide the run's length
+            # temp file + fsync + os.replace, with a checksum: a kill never leaves a truncated checkpoint
             "plugins": [{"class_path": "ur4rec.checkpoint_io.AtomicCheckpointIO"}],
         })
+        self._lock: FitLock | None = None
         super().__init__(UR4RecModule, UR4RecDataModule, *args, **kwargs)
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_argument("--run_name", type=str, default="sasrec",
                             help="Names the run: checkpoints/<run_name>/ and the loggers' run name.")
+        parser.add_lightning_class_args(TrainingStages, "stages")
+        parser.add_lightning_class_args(AdaptiveAlternating, "alternating")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults({
             "checkpoint.monitor": "val/ndcg@10",
@@ -97,15 +162,31 @@ class UR4RecCLI(LightningCLI):
         parser.add_lightning_class_args(ExceptionCheckpoint, "exception_checkpoint")
         parser.link_arguments("run_name", "exception_checkpoint.dirpath", compute_fn=checkpoint_dir)
         parser.add_lightning_class_args(RNGStateCheckpoint, "rng_state")
+        parser.add_lightning_class_args(FitSummary, "summary")
         parser.add_lightning_class_args(RecommendationWriter, "predictions")  # used by `predict` only
         parser.link_arguments("seed_everything", "data.seed", compute_fn=shuffle_seed)
         parser.link_arguments("data.max_seq_len", "model.max_seq_len")
-        parser.link_arguments("model.loss", "data.train_negatives", compute_fn=negatives_for_loss)
-        parser.link_arguments("model.experts", "data.features", compute_fn=bool)
-        parser.link_arguments("model.retriever_positions", "data.user_text_holdout")
+        parser.link_arguments("model.sasrec.loss", "data.train_negatives", compute_fn=negatives_for_loss)
+        parser.link_arguments("model.retriever", "data.features", compute_fn=has_retriever)
+        parser.link_arguments("model.retriever", "data.retriever_positions", compute_fn=retriever_positions)
         parser.link_arguments("data.num_items", "model.num_items", apply_on="instantiate")
         parser.link_arguments("data.text_dim", "model.text_dim", apply_on="instantiate")
         parser.link_arguments("data.image_dim", "model.image_dim", apply_on="instantiate")
+
+    def _parse_ckpt_path(self) -> None:
+        """``--ckpt_path best`` names the run's best checkpoint; a checkpoint's hyperparameters (verified, and
+        upgraded from the earlier flat layout) are applied over the config, as LightningCLI does."""
+        config = self.config.get(self.config.get("subcommand") or "", None)
+        if config is None or not config.get("ckpt_path"):
+            return
+        if config.ckpt_path == "best":
+            config.ckpt_path = str(best_checkpoint(checkpoint_dir(config.run_name)))
+        if not Path(config.ckpt_path).is_file():
+            return  # "last" and missing files: Lightning's own handling
+        hparams = upgrade_checkpoint(load_checkpoint_file(config.ckpt_path)).get("hyper_parameters", {})
+        hparams.pop("_instantiator", None)
+        if hparams:
+            self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
 
     def before_instantiate_classes(self) -> None:
         """Name every logger's run after ``run_name`` unless the config names it, and give W&B runs
@@ -122,25 +203,33 @@ class UR4RecCLI(LightningCLI):
                 init_args.id = wandb_run_id(Path(checkpoint_dir(config.run_name)),
                                             resuming=bool(getattr(config, "ckpt_path", None)))
 
+    def before_fit(self) -> None:
+        """Refuse a second live fit on the same run folder; give the summary the fit's command line."""
+        if not launched_rank():
+            self._lock = FitLock(checkpoint_dir(self.config.fit.run_name))
+            self._lock.acquire()
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, FitSummary):
+                callback.argv = list(self._argv) if self._argv is not None else None
 
-def split_at_dashes(argv: list[str]) -> tuple[list[str], list[str]]:
-    """(an extra command's own arguments, the LightningCLI configuration after ``--``)."""
-    return (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
-
-def configured(cli_args: list[str]) -> UR4RecCLI:
-    """The model, DataModule and trainer of a LightningCLI configuration, built without running anything
-    (no logger, no progress bar, no saved config): for extra commands that score checkpoints."""
-    return UR4RecCLI(args=[*cli_args, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"],
-                     run=False, save_config_callback=None)
+    def parse_arguments(self, parser, args) -> None:
+        self._argv = args
+        super().parse_arguments(parser, args)
 
 
 def main(args: list[str] | None = None) -> UR4RecCLI | int:
     """Run the CLI; ``args`` replaces ``sys.argv[1:]`` (tests call ``main([...])``).
 
-    Returns the LightningCLI for Lightning's subcommands, or the exit code of an extra command.
+    Returns the LightningCLI for Lightning's subcommands, or the exit code of a user command.
     """
     argv = sys.argv[1:] if args is None else list(args)
-    if argv and argv[0] in EXTRA_COMMANDS:
-        return importlib.import_module(EXTRA_COMMANDS[argv[0]]).main(argv[1:])
+    if argv and argv[0] in USER_COMMANDS:
+        return importlib.import_module(USER_COMMANDS[argv[0]]).main(argv[1:])
     return UR4RecCLI(args=args)

@@ -6,7 +6,10 @@ from collections import deque
 
 import lightning as L
 
-from ur4rec.module import MODULES
+from ur4rec.callbacks.stages import current_stage
+from ur4rec.errors import check
+from ur4rec.vocabulary import JOINT_FINETUNE, MODULES, RETRIEVER, SASREC
+
 MODES = ("adaptive", "fixed", "both")
 
 
@@ -29,13 +32,11 @@ class AdaptiveAlternating(L.Callback):
     """
 
     def __init__(self, mode: str = "adaptive", min_steps: int = 5, switch_threshold: float = 0.01,
-                 window: int = 5, start_with: str = "sasrec", stage: str = "joint_finetune"):
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if start_with not in MODULES:
-            raise ValueError(f"start_with must be one of {MODULES}, got {start_with!r}")
-        if window < 2 or min_steps < 1:
-            raise ValueError("window must be >= 2 and min_steps >= 1")
+                 window: int = 5, start_with: str = SASREC, stage: str = JOINT_FINETUNE):
+        check(mode in MODES, "alternating.mode", f"must be one of {MODES}, got {mode!r}")
+        check(start_with in MODULES, "alternating.start_with", f"must be one of {MODULES}, got {start_with!r}")
+        check(window >= 2, "alternating.window", f"must be >= 2, got {window}")
+        check(min_steps >= 1, "alternating.min_steps", f"must be >= 1, got {min_steps}")
         self.mode, self.min_steps, self.switch_threshold, self.window = mode, min_steps, switch_threshold, window
         self.stage = stage
         self.active = start_with
@@ -83,20 +84,20 @@ class AdaptiveAlternating(L.Callback):
     # --------------------------------------------------------------------------------- Lightning hooks
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if pl_module.stage == self.stage:
+        if current_stage(trainer) == self.stage:
             pl_module.stepping = self.stepping()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.stage != self.stage or not pl_module.last_losses:
+        if current_stage(trainer) != self.stage or not pl_module.last_losses:
             return
         # reduced over ranks, so every rank takes the same decision
         losses = {m: float(trainer.strategy.reduce(v, reduce_op="mean")) for m, v in pl_module.last_losses.items()}
         self.record(losses, trainer.global_step)
         pl_module.log_dict({
-            "alternating/active_is_sasrec": float(self.active == "sasrec"),
+            "alternating/active_is_sasrec": float(self.active == SASREC),
             "alternating/switches": float(self.switches),
-            "alternating/steps_sasrec": float(self.steps["sasrec"]),
-            "alternating/steps_retriever": float(self.steps["retriever"]),
+            "alternating/steps_sasrec": float(self.steps[SASREC]),
+            "alternating/steps_retriever": float(self.steps[RETRIEVER]),
         }, on_step=True, on_epoch=False)
 
     # --------------------------------------------------------------------------------- checkpoint state

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 class _FileCheckpoint(L.Callback):
@@ -35,13 +37,22 @@ class LatestCheckpoint(_FileCheckpoint):
 class ExceptionCheckpoint(_FileCheckpoint):
     """Writes ``<dirpath>/on_exception.ckpt`` when fit raises (resume with ``--ckpt_path`` on that file).
 
-    Unlike Lightning's ``OnExceptionCheckpoint`` it does not make a plain ``fit`` resume by itself:
-    a new fit starts fresh unless ``--ckpt_path`` says otherwise.
+    Only a run that got as far as training writes it: a fit that failed while resuming or before its first
+    batch never replaces a good file with an untrained model. Unlike Lightning's ``OnExceptionCheckpoint``
+    it does not make a plain ``fit`` resume by itself.
     """
 
     def __init__(self, dirpath: str = "checkpoints", filename: str = "on_exception"):
         super().__init__(dirpath, filename)
+        self.training_started = False
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.training_started = True  # after the checkpoint (if any) was restored
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if trainer.state.fn == "fit":
-            self._save(trainer)
+        if trainer.state.fn != "fit" or not self.training_started:
+            return
+        self._save(trainer)
+        if isinstance(exception, SIGTERMException):
+            rank_zero_info(f"terminated (SIGTERM) at epoch {trainer.current_epoch}; the state is in {self.ckpt_path}: "
+                           f"resume with the same fit command plus --ckpt_path {self.ckpt_path}")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import lightning as L
 
+from ur4rec.callbacks.stages import current_stage
+from ur4rec.errors import check
+from ur4rec.vocabulary import END_TO_END, JOINT_FINETUNE
+
 
 class CurriculumWeights(L.Callback):
     """Ramps the module's ``aux_loss_scale`` linearly from ``start`` to ``end`` over ``ramp_steps``
@@ -14,9 +18,8 @@ class CurriculumWeights(L.Callback):
     """
 
     def __init__(self, start: float = 0.0, end: float = 1.0, ramp_steps: int = 200,
-                 stages: tuple[str, ...] = ("joint_finetune", "end_to_end")):
-        if ramp_steps < 1:
-            raise ValueError("ramp_steps must be >= 1")
+                 stages: tuple[str, ...] = (JOINT_FINETUNE, END_TO_END)):
+        check(ramp_steps >= 1, "CurriculumWeights.ramp_steps", f"must be >= 1, got {ramp_steps}")
         self.start, self.end, self.ramp_steps, self.stages = start, end, ramp_steps, tuple(stages)
         self.steps = 0
 
@@ -25,7 +28,7 @@ class CurriculumWeights(L.Callback):
         return self.start + (self.end - self.start) * progress
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if pl_module.stage in self.stages:
+        if current_stage(trainer) in self.stages:
             pl_module.aux_loss_scale = self.scale()
             self.steps += 1
         else:

@@ -30,7 +30,7 @@ class RecommendationWriter(BasePredictionWriter):
             return
         datamodule = trainer.datamodule
         splits, titles = datamodule.load(), datamodule.item_titles()
-        experts = pl_module.retriever.experts if pl_module.retriever is not None else ()
+        experts = pl_module.net.retriever.experts if pl_module.net.retriever is not None else ()
         rows = []
         for batch in predictions:
             batch = {k: v.cpu() for k, v in batch.items()}

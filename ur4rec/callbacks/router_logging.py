@@ -27,7 +27,7 @@ class RouterHistograms(L.Callback):
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._weights = []
-        retriever = getattr(pl_module, "retriever", None)
+        retriever = pl_module.net.retriever
         if retriever is None or trainer.sanity_checking or trainer.global_rank != 0 \
                 or not self._wandb_loggers(trainer):
             return
@@ -51,6 +51,6 @@ class RouterHistograms(L.Callback):
         weights = torch.cat(self._weights)  # (users, E)
         self._weights = []
         histograms = {f"val/router_{expert}_hist": wandb.Histogram(weights[:, e].numpy(), num_bins=self.num_bins)
-                      for e, expert in enumerate(pl_module.retriever.experts)}
+                      for e, expert in enumerate(pl_module.net.retriever.experts)}
         for logger in self._wandb_loggers(trainer):
             logger.log_metrics(histograms, step=trainer.global_step)

@@ -1,1 +1,1 @@
-"""Data: readers, download, preprocessing, datasets and the DataModule (``ur4rec.data.datamodule``)."""
+"""Data: readers (one per layout), download, pure preprocessing, datasets and collate. Imports nothing above it."""

@@ -42,13 +42,14 @@ class SequenceSplits:
         """Items visible when predicting the test target (training items, then the validation item)."""
         return np.append(self.train[user], self.valid_target[user])
 
-    def without_latest(self, count: int) -> SequenceSplits:
-        """The same splits with each training sequence cut before its latest ``count`` items.
+    def user_text_view(self, retriever_positions: int) -> SequenceSplits:
+        """The splits that user texts (template profiles, LLM prompts) describe: each training sequence cut
+        before its latest ``retriever_positions`` items.
 
-        User texts describe this view, so the retriever's training targets (the latest ``count``
-        training transitions) are never named in the text it reads, as at evaluation time.
+        The retriever trains on those latest transitions, so their targets are never named in the text it
+        reads, as at evaluation time. The one place this rule lives (DataModule, ``generate``, ``features``).
         """
-        return replace(self, train=[t[: max(len(t) - count, 0)] for t in self.train])
+        return replace(self, train=[t[: max(len(t) - retriever_positions, 0)] for t in self.train])
 
     def item_index(self) -> dict[int, int]:
         """Raw item id -> remapped id."""

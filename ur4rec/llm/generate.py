@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry_run", action="store_true", help="print how many calls/tokens a run needs; call nothing")
     p.add_argument("--min_rating", type=float, default=4, help="as in the training DataModule")
     p.add_argument("--min_user_interactions", type=int, default=5, help="as in the training DataModule")
-    p.add_argument("--user_history_holdout", type=_non_negative, default=10,
-                   help="leave the latest N training items out of user prompts, as data.user_text_holdout does "
+    p.add_argument("--retriever_positions", type=_non_negative, default=10,
+                   help="leave the latest N training items out of user prompts, as data.retriever_positions does "
                         "(the retriever trains on those transitions)")
     p.add_argument("--timeout", type=_positive_float, default=60.0, help="seconds per request")
     p.add_argument("--max_retries", type=_non_negative, default=3, help="client retries on 429/5xx/timeouts")
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
 
     try:
-        jobs = load_jobs(args.data_dir, kinds, args.min_rating, args.min_user_interactions, args.user_history_holdout)
+        jobs = load_jobs(args.data_dir, kinds, args.min_rating, args.min_user_interactions, args.retriever_positions)
     except (OSError, ValueError) as err:  # DataFormatError is a ValueError
         print(f"generate: cannot read the data: {err}", file=sys.stderr)
         return 2
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def load_jobs(data_dir: str, kinds: list[str], min_rating: float, min_user_interactions: int,
-              user_history_holdout: int = 10) -> dict[str, list[Job]]:
+              retriever_positions: int = 10) -> dict[str, list[Job]]:
     """All jobs per kind for the dataset, on the same splits (and user-text view) as the training DataModule."""
     from ur4rec.data.preprocessing import prepare_splits
     from ur4rec.data.readers import read_dataset
@@ -145,7 +145,7 @@ def load_jobs(data_dir: str, kinds: list[str], min_rating: float, min_user_inter
     if ITEM in kinds:
         jobs[ITEM] = item_jobs(dataset, splits)
     if USER in kinds:
-        jobs[USER] = user_jobs(dataset, splits.without_latest(user_history_holdout), min_rating)
+        jobs[USER] = user_jobs(dataset, splits.user_text_view(retriever_positions), min_rating)
     return jobs
 
 

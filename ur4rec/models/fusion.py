@@ -21,10 +21,10 @@ class ScoreFusion(nn.Module):
     """``w * log_softmax(sasrec) + (1 - w) * log_softmax(retriever)``, a weighted product of experts.
 
     Log-softmax puts both score sets on the same scale whatever their raw ranges. ``w`` is fixed
-    (``learned=False``; the UR4Rec guide uses 0.4) or learned through a sigmoid starting at ``sasrec_weight``.
+    (``learned=False``) or learned through a sigmoid starting at ``sasrec_weight``.
     """
 
-    def __init__(self, sasrec_weight: float = 0.4, learned: bool = False):
+    def __init__(self, sasrec_weight: float = 0.7, learned: bool = False):
         super().__init__()
         self.learned = learned
         logit = torch.tensor(_logit(sasrec_weight))
@@ -39,7 +39,7 @@ class ScoreFusion(nn.Module):
 
     @torch.no_grad()
     def set_sasrec_weight(self, sasrec_weight: float) -> None:
-        """Overwrite the SASRec share (e.g. to compare weights on validation, ``ur4rec.fusion_sweep``)."""
+        """Overwrite the SASRec share (e.g. to compare weights on validation, ``python -m benchmarks fusion_sweep``)."""
         self.weight_logit.fill_(_logit(sasrec_weight))
 
     def parts(self, sasrec_scores: torch.Tensor, retriever_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

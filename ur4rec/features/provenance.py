@@ -1,6 +1,6 @@
 """``features`` command: build (and cache) the side features of a dataset and report where they came from.
 
-    python -m ur4rec.features.report --data_dir ../shared/data/M_ML-100K \
+    python cli.py features --data_dir ../shared/data/M_ML-100K \
         --llm_dir ../shared/data/llm_generated --cache_dir .cache/features
 
 prints the number of items whose text is an LLM description / plot text / template, users with an LLM
@@ -35,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="embedding cache folder, shared with training (data.feature_cache_dir)")
     parser.add_argument("--min_rating", type=float, default=4)
     parser.add_argument("--min_user_interactions", type=int, default=5)
-    parser.add_argument("--user_text_holdout", type=int, default=10,
-                        help="as data.user_text_holdout: profiles leave out the latest N training items")
+    parser.add_argument("--retriever_positions", type=int, default=10,
+                        help="as data.retriever_positions: profiles leave out the latest N training items")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--texts_only", action="store_true",
                         help="count text sources and poster files only; embed nothing")
@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     splits = prepare_splits(raw.ratings, args.min_rating, args.min_user_interactions)
     print(f"data: {Path(args.data_dir)} ({raw.layout}): {splits.num_users} users, {splits.num_items} items")
 
-    texts = build_texts(raw, splits.without_latest(args.user_text_holdout), args.llm_dir)
+    texts = build_texts(raw, splits.user_text_view(args.retriever_positions), args.llm_dir)
     print(f"items by text source: {format_counts(texts.item_source_counts(), ITEM_SOURCES)}"
           f" (llm = LLM description, plot = text.xls review, template = title + genres)")
     print(f"users by text source: {format_counts(texts.user_source_counts(), USER_SOURCES)}"

@@ -1,4 +1,8 @@
-"""UR4RecDataModule: MovieLens splits, leave-one-out, as train/val/test dataloaders."""
+"""UR4RecDataModule: MovieLens splits, leave-one-out, and their side features as train/val/test dataloaders.
+
+It sits above ``ur4rec.data`` (readers, preprocessing, datasets) and ``ur4rec.features`` (texts and
+embeddings), which never import each other's way up.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,17 @@ from torch.utils.data import DataLoader, Sampler
 from ur4rec.data.datasets import (
     EvalDataset, PredictDataset, TrainSequenceDataset, collate_eval, draw_sampled_negatives,
 )
-from ur4rec.data.download import ML100K_MD5, ML100K_URL, ensure_dataset
+from ur4rec.data.download import ML100K_MD5, ML100K_URL, ensure_dataset, needs_download
+from ur4rec.data.errors import DataFormatError
 from ur4rec.data.preprocessing import SequenceSplits, prepare_splits
 from ur4rec.data.readers import RawDataset, read_dataset
+from ur4rec.errors import check
 from ur4rec.features.tables import FeatureTables, build_feature_tables
 from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL
 from ur4rec.features.texts import build_texts
+
+
+DEFAULT_DATA_DIR = "data/ml-100k"
 
 
 class EpochShuffleSampler(Sampler[int]):
@@ -59,8 +68,10 @@ class UR4RecDataModule(L.LightningDataModule):
     """Reads any supported layout in ``data_dir``, filters, splits leave-one-out and serves batches.
 
     Args:
-        data_dir: folder holding MovieLens-100K, M_ML-100K or MovieLens-1M; when missing or empty the
-            archive at ``download_url`` is fetched into it and checked against ``download_md5``.
+        data_dir: folder holding MovieLens-100K, M_ML-100K or MovieLens-1M.
+        download: fetch the archive at ``download_url`` (checked against ``download_md5``) into a missing or
+            empty ``data_dir``; None (default) downloads only into the default folder ``data/ml-100k``, so
+            a mistyped folder is an error, never a download.
         min_rating: keep ratings >= this (0 keeps all).
         min_user_interactions: then keep users with at least this many ratings (>= 3).
         max_seq_len: length of the input window fed to the sequence model.
@@ -76,8 +87,8 @@ class UR4RecDataModule(L.LightningDataModule):
         text_model: sentence-transformers model (hub name or folder) for user and item texts.
         image_encoder: ``descriptor`` (no weights needed) or ``clip`` (with ``image_model``, a hub name or folder).
         feature_cache_dir: embedding cache; rebuilding after a text change re-embeds only that text.
-        user_text_holdout: template user profiles describe the training items before the latest this
-            many, the transitions the retriever trains on (linked to ``model.retriever_positions``).
+        retriever_positions: user texts describe the training items before the latest this many, the
+            transitions the retriever trains on (linked from ``model.retriever.positions``).
         predict_users: raw user ids to recommend for with ``predict`` (default: every user).
 
     The loaders shard users across DDP ranks themselves (the CLI sets ``use_distributed_sampler=False``):
@@ -86,7 +97,7 @@ class UR4RecDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        data_dir: str = "data/ml-100k",
+        data_dir: str = DEFAULT_DATA_DIR,
         min_rating: float = 4,
         min_user_interactions: int = 5,
         max_seq_len: int = 50,
@@ -97,6 +108,7 @@ class UR4RecDataModule(L.LightningDataModule):
         seed: int = 42,
         sampled_negatives_seed: int = 0,
         num_workers: int = 0,
+        download: bool | None = None,
         download_url: str = ML100K_URL,
         download_md5: str | None = ML100K_MD5,
         features: bool = False,
@@ -105,12 +117,17 @@ class UR4RecDataModule(L.LightningDataModule):
         image_encoder: str = "descriptor",
         image_model: str | None = None,
         feature_cache_dir: str = ".cache/features",
-        user_text_holdout: int = 10,
+        retriever_positions: int = 10,
         predict_users: list[int] | None = None,
     ):
         super().__init__()
-        if min_user_interactions < 3:
-            raise ValueError("min_user_interactions must be >= 3: leave-one-out needs a train, a validation and a test item")
+        check(min_user_interactions >= 3, "data.min_user_interactions",
+              f"must be >= 3 (leave-one-out needs a train, a validation and a test item), got {min_user_interactions}")
+        check(max_seq_len > 0, "data.max_seq_len", f"must be > 0, got {max_seq_len}")
+        check(batch_size > 0, "data.batch_size", f"must be > 0, got {batch_size}")
+        check(eval_batch_size > 0, "data.eval_batch_size", f"must be > 0, got {eval_batch_size}")
+        check(num_sampled_negatives > 0, "data.num_sampled_negatives", f"must be > 0, got {num_sampled_negatives}")
+        check(retriever_positions >= 0, "data.retriever_positions", f"must be >= 0, got {retriever_positions}")
         self.save_hyperparameters()
         self.raw: RawDataset | None = None
         self.splits: SequenceSplits | None = None
@@ -121,7 +138,7 @@ class UR4RecDataModule(L.LightningDataModule):
 
     def prepare_data(self) -> None:
         """Download if needed and fill the embedding cache (once per machine, not per DDP rank)."""
-        ensure_dataset(self.hparams.data_dir, self.hparams.download_url, self.hparams.download_md5)
+        self.dataset_dir()
         if self.hparams.features:
             self.build_features()
 
@@ -129,13 +146,23 @@ class UR4RecDataModule(L.LightningDataModule):
         """Read and split the data once (idempotent); also used before the model is built."""
         if self.splits is None:
             hp = self.hparams
-            self.raw = read_dataset(ensure_dataset(hp.data_dir, hp.download_url, hp.download_md5))
+            self.raw = read_dataset(self.dataset_dir())
             self.splits = prepare_splits(self.raw.ratings, hp.min_rating, hp.min_user_interactions)
             every_item = [np.append(h, [v, t]) for h, v, t in
                           zip(self.splits.train, self.splits.valid_target, self.splits.test_target)]
             self.sampled_negatives = draw_sampled_negatives(
                 every_item, self.splits.num_items, hp.num_sampled_negatives, hp.sampled_negatives_seed)
         return self.splits
+
+    def dataset_dir(self):
+        """``data_dir``, downloaded first when it is missing or empty and downloading was asked for."""
+        hp = self.hparams
+        if needs_download(hp.data_dir) and not (hp.download or (hp.download is None and hp.data_dir == DEFAULT_DATA_DIR)):
+            raise DataFormatError(hp.data_dir, "data folder is missing or empty: expected MovieLens-100K (u.data, "
+                                  "u.item, u.user), M_ML-100K (ratings.dat, movies.dat, user.dat) or MovieLens-1M "
+                                  "(ratings.dat, movies.dat, users.dat) files; check --data.data_dir, or pass "
+                                  "--data.download true to fetch MovieLens-100K into it")
+        return ensure_dataset(hp.data_dir, hp.download_url, hp.download_md5)
 
     def setup(self, stage: str | None = None) -> None:
         self.load()
@@ -158,7 +185,7 @@ class UR4RecDataModule(L.LightningDataModule):
             raise RuntimeError("features are disabled: set data.features=true (the CLI links it to model.experts)")
         if self._features is None:
             splits, hp = self.load(), self.hparams
-            texts = build_texts(self.raw, splits.without_latest(hp.user_text_holdout), hp.llm_dir)
+            texts = build_texts(self.raw, splits.user_text_view(hp.retriever_positions), hp.llm_dir)
             self._features = build_feature_tables(
                 self.raw, splits, text_model=hp.text_model, image_encoder=hp.image_encoder,
                 image_model=hp.image_model, cache_dir=hp.feature_cache_dir, texts=texts)

@@ -1,6 +1,6 @@
 """Fit and test one config under several seeds; print test metrics as mean ± std (for BENCHMARKS.md).
 
-    python -m ur4rec.seeds --run_name sasrec --seeds 0 1 2 -- --config configs/sasrec.yaml --data.data_dir ../shared/data/ml-100k
+    python -m benchmarks seeds --run_name sasrec --seeds 0 1 2 -- --config configs/sasrec.yaml --data.data_dir ../shared/data/ml-100k
 
 Everything after ``--`` is passed to ``cli.py fit``. ``--jobs N`` trains N seeds at a time in separate
 processes, each with an equal share of the CPU threads. Each seed trains as run ``<run_name>-seed<k>``
@@ -11,7 +11,7 @@ the last stage), reported with that name as a prefix.
 ``--experiments A B ...`` runs each ``configs/experiments/<name>.yaml`` as an extra ``--config`` (runs
 ``<run_name>-<name>-seed<k>``) and prints one row per experiment instead (an ablation table):
 
-    python -m ur4rec.seeds --run_name abl --seeds 0 --experiments no_image no_text -- --config configs/ur4rec.yaml ...
+    python -m benchmarks seeds --run_name abl --seeds 0 --experiments no_image no_text -- --config configs/ur4rec.yaml ...
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def fit_and_test(fit_args: list[str], seed: int, run_name: str, also_test: tuple
     metrics: dict[str, float] = {"epochs": trainer.current_epoch, "optimizer_steps": trainer.global_step,
                                  "seconds": time.perf_counter() - start}
     for callback in trainer.callbacks:
-        if isinstance(callback, AdaptiveAlternating):
+        if isinstance(callback, AdaptiveAlternating) and any(callback.steps.values()):
             metrics.update({f"joint_steps_{m}": n for m, n in callback.steps.items()}, switches=callback.switches)
     checkpoint_dir = trainer.checkpoint_callback.dirpath
     for name in ("best", *also_test):

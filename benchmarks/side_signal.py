@@ -1,6 +1,6 @@
 """``side_signal``: how well each side input ranks items on its own, with no training at all.
 
-    python cli.py side_signal [--split val] -- --config configs/ur4rec.yaml --data.data_dir ...
+    python -m benchmarks side_signal [--split val] -- --config configs/ur4rec.yaml --data.data_dir ...
 
 Everything after ``--`` is a LightningCLI configuration with features enabled (a retriever config).
 Each ranker scores every item for a user from one input, and is evaluated by full ranking like the models:
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ur4rec.cli import configured, split_at_dashes
+from benchmarks.common import configured, evaluation_batches, markdown_table, split_at_dashes
 from ur4rec.metrics import full_ranking_ranks, ranking_metrics
 
 RANKERS = ("popularity", "description", "poster", "preference")
@@ -88,15 +88,13 @@ def side_signal(batches: list[dict[str, torch.Tensor]], features, popularity: to
 
 
 def format_table(rows: list[dict[str, float]]) -> str:
-    lines = ["| ranker | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    lines += [f"| {r['ranker']} | " + " | ".join(f"{r[k]:.4f}" for k in COLUMNS) + " |" for r in rows]
-    return "\n".join(lines)
+    return markdown_table(("ranker", *COLUMNS), rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(argv or [])
     ours, cli_args = split_at_dashes(argv)
-    parser = argparse.ArgumentParser(prog="cli.py side_signal", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks side_signal", description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("val", "test"), default="val")
     args = parser.parse_args(ours)
     cli = configured(cli_args)
@@ -107,7 +105,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     splits = datamodule.load()
     popularity = torch.bincount(torch.as_tensor(np.concatenate(splits.train)),
                                 minlength=splits.num_items + 1).float()  # (N + 1,) training interactions per item
-    loader = datamodule.test_dataloader() if args.split == "test" else datamodule.val_dataloader()
     print(f"{args.split} split, {splits.num_users} users, {splits.num_items} items: each side input as a ranker")
-    print(format_table(side_signal(list(loader), datamodule.features, popularity)))
+    print(format_table(side_signal(evaluation_batches(cli, args.split), datamodule.features, popularity)))
     return 0

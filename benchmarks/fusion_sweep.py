@@ -1,6 +1,6 @@
 """``fusion_sweep``: validation metrics of a trained UR4Rec checkpoint for several fusion weights.
 
-    python cli.py fusion_sweep --ckpt_path checkpoints/ur4rec/best-end_to_end.ckpt \\
+    python -m benchmarks fusion_sweep --ckpt_path checkpoints/ur4rec/best-end_to_end.ckpt \\
         [--weights 0.4 0.5 0.6 0.7 0.8 0.9 1.0] -- --config configs/ur4rec.yaml --data.data_dir ...
 
 Everything after ``--`` is the run's LightningCLI configuration. Only the validation split is read, so
@@ -13,9 +13,8 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-import torch
-
-from ur4rec.cli import configured, split_at_dashes
+from benchmarks.common import configured, load_for_scoring, markdown_table, split_at_dashes
+from ur4rec.vocabulary import SCORE_FUSED
 
 DEFAULT_WEIGHTS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 COLUMNS = ("val/ndcg@10", "val/hit@10", "val/ndcg@20", "val/hit@20")
@@ -24,13 +23,13 @@ COLUMNS = ("val/ndcg@10", "val/hit@10", "val/ndcg@20", "val/hit@20")
 def sweep(cli, ckpt_path: str, weights: Sequence[float]) -> list[dict[str, float]]:
     """One ``trainer.validate`` per weight on the checkpoint's weights, scoring with the fused model."""
     model, datamodule = cli.model, cli.datamodule
-    if model.fusion is None:
-        raise ValueError("fusion_sweep needs a model with a retriever (model.experts is empty)")
-    model.load_state_dict(torch.load(ckpt_path, map_location="cpu", weights_only=True)["state_dict"])
+    if model.net.fusion is None:
+        raise SystemExit("fusion_sweep needs a model with a retriever (model.retriever is null)")
+    load_for_scoring(model, ckpt_path)
     rows = []
     for weight in weights:
-        model.fusion.set_sasrec_weight(weight)
-        model.score_mode = "fused"  # validate() runs no stage callback, so this holds
+        model.net.fusion.set_sasrec_weight(weight)
+        model.score_mode = SCORE_FUSED  # validate() runs no stage callback, so this holds
         metrics = cli.trainer.validate(model, datamodule, verbose=False)[0]
         rows.append({"fusion_weight": weight, **{k: float(metrics[k]) for k in COLUMNS}})
     return rows
@@ -38,17 +37,14 @@ def sweep(cli, ckpt_path: str, weights: Sequence[float]) -> list[dict[str, float
 
 def format_table(rows: list[dict[str, float]]) -> str:
     best = max(rows, key=lambda r: r["val/ndcg@10"])
-    lines = ["| fusion_weight | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    for row in rows:
-        mark = " (best)" if row is best else ""
-        lines.append(f"| {row['fusion_weight']:.2f}{mark} | " + " | ".join(f"{row[k]:.4f}" for k in COLUMNS) + " |")
-    return "\n".join(lines)
+    rows = [{**r, "fusion_weight": f"{r['fusion_weight']:.2f}" + (" (best)" if r is best else "")} for r in rows]
+    return markdown_table(("fusion_weight", *COLUMNS), rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(argv or [])
     ours, cli_args = split_at_dashes(argv)
-    parser = argparse.ArgumentParser(prog="cli.py fusion_sweep", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks fusion_sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt_path", required=True)
     parser.add_argument("--weights", type=float, nargs="+", default=list(DEFAULT_WEIGHTS))
     args = parser.parse_args(ours)

@@ -1,6 +1,6 @@
 """``paired``: two sets of checkpoints compared user by user on one split, with a bootstrap over users.
 
-    python cli.py paired --baseline A0.ckpt A1.ckpt --candidate 'run0/best-epoch*.ckpt' B1.ckpt [--split test] \\
+    python -m benchmarks paired --baseline A0.ckpt A1.ckpt --candidate 'run0/best-epoch*.ckpt' B1.ckpt [--split test] \\
         -- --config configs/ur4rec.yaml --data.data_dir ...
 
 Everything after ``--`` is the runs' LightningCLI configuration. The i-th baseline and candidate are
@@ -18,36 +18,15 @@ checkpoints: the gain that plain ensembling of the baseline gives, without any s
 from __future__ import annotations
 
 import argparse
-import glob
 from typing import Sequence
 
 import torch
 
-from ur4rec.cli import configured, split_at_dashes
+from benchmarks.common import configured, evaluation_batches, load_for_scoring, markdown_table, resolve, split_at_dashes
 from ur4rec.metrics import NDCG, HitRate, full_ranking_ranks
-from ur4rec.module import UR4RecModule, sasrec_weights
+from ur4rec.module import UR4RecModule
 
 METRICS = {"ndcg@10": NDCG(10), "hit@10": HitRate(10)}
-
-
-def resolve(pattern: str) -> str:
-    """The one checkpoint file that ``pattern`` (a path or a glob) names."""
-    matches = sorted(glob.glob(pattern))
-    if len(matches) != 1:
-        raise FileNotFoundError(f"{pattern}: matches {len(matches)} files {matches[:3]}; give exactly one checkpoint")
-    return matches[0]
-
-
-def load_for_scoring(model: UR4RecModule, path: str) -> None:
-    """Load ``path`` into ``model`` with the score mode ``test`` would use; SASRec-only checkpoints
-    (no ``retriever.*`` weights) load into ``model.sasrec`` and score as SASRec."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    if any(k.startswith("retriever.") for k in checkpoint["state_dict"]) or model.retriever is None:
-        model.load_state_dict(checkpoint["state_dict"])
-        model.on_load_checkpoint(checkpoint)
-    else:
-        model.sasrec.load_state_dict(sasrec_weights(path))
-        model.score_mode = "sasrec"
 
 
 @torch.no_grad()
@@ -56,7 +35,7 @@ def log_scores(model: UR4RecModule, batches: list[dict[str, torch.Tensor]]) -> t
     model.eval()
     rows = []
     for batch in batches:
-        scores, _ = model.score_batch(batch)  # (B, N + 1)
+        scores, _ = model.net.scores(batch, model.score_mode)  # (B, N + 1)
         rows.append(torch.cat([scores[:, :1], scores[:, 1:].log_softmax(-1)], dim=1))
     return torch.cat(rows)
 
@@ -110,17 +89,15 @@ def compare(model: UR4RecModule, batches: list[dict[str, torch.Tensor]], baselin
 
 
 def format_table(rows: list[dict[str, object]]) -> str:
-    lines = ["| compared | metric | baseline | candidate | relative | 95% interval (users) |", "|---" * 6 + "|"]
-    for r in rows:
-        lines.append(f"| {r['compared']} | {r['metric']} | {r['baseline']:.4f} | {r['candidate']:.4f} | "
-                     f"{100 * r['relative']:+.1f}% | {100 * r['low']:+.1f}% .. {100 * r['high']:+.1f}% |")
-    return "\n".join(lines)
+    rows = [{**r, "95% interval (users)": f"{100 * r['low']:+.1f}% .. {100 * r['high']:+.1f}%"} for r in rows]
+    return markdown_table(("compared", "metric", "baseline", "candidate", "relative", "95% interval (users)"), rows,
+                          {"relative": lambda v: f"{100 * v:+.1f}%"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(argv or [])
     ours, cli_args = split_at_dashes(argv)
-    parser = argparse.ArgumentParser(prog="cli.py paired", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks paired", description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", nargs="+", required=True, help="checkpoints, one per seed")
     parser.add_argument("--candidate", nargs="+", required=True, help="checkpoints paired with --baseline in order")
     parser.add_argument("--split", choices=("val", "test"), default="test")
@@ -134,12 +111,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as error:
         parser.error(str(error))
     cli = configured(cli_args)
-    datamodule, model = cli.datamodule, cli.model
-    datamodule.setup("test")
-    if model.retriever is not None:
-        model.load_item_features(datamodule.features)
-    loader = datamodule.test_dataloader() if args.split == "test" else datamodule.val_dataloader()
-    rows = compare(model, list(loader), baseline, candidate, args.draws)
+    rows = compare(cli.model, evaluation_batches(cli, args.split), baseline, candidate, args.draws)
     print(f"{args.split} split, {len(baseline)} pair(s), {args.draws} bootstrap draws over users")
     for i, (b, c) in enumerate(zip(baseline, candidate)):
         print(f"pair {i}: {b} vs {c}")

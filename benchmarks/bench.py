@@ -1,6 +1,6 @@
 """Benchmark: data preparation, training throughput, seconds per epoch, full-ranking evaluation, memory.
 
-    python -m ur4rec.bench --data_dir ../shared/data/ml-100k [--epochs 5] [--batch_size 128] [--loss ce]
+    python -m benchmarks bench --data_dir ../shared/data/ml-100k [--epochs 5] [--batch_size 128] [--loss ce]
 
 Training runs through a real ``Trainer`` (the same code path as ``cli.py fit``), without validation;
 the first epoch is a warm-up and excluded from the per-epoch figure.
@@ -18,8 +18,9 @@ import lightning as L
 import torch
 
 from ur4rec.cli import negatives_for_loss
-from ur4rec.data.datamodule import UR4RecDataModule
+from ur4rec.datamodule import UR4RecDataModule
 from ur4rec.metrics import full_ranking_ranks
+from ur4rec.models.ur4rec import SASRecConfig
 from ur4rec.module import UR4RecModule
 
 
@@ -46,7 +47,7 @@ def time_full_ranking(model: UR4RecModule, datamodule: UR4RecDataModule, device:
     for _ in range(repeats):
         start = time.perf_counter()
         for batch in batches:
-            ranks = full_ranking_ranks(model.score_batch(batch)[0], batch["target"], batch["history"])
+            ranks = full_ranking_ranks(model.net.scores(batch, model.score_mode)[0], batch["target"], batch["history"])
         ranks.sum().item()  # wait for the device
         best = min(best, time.perf_counter() - start)
     return best
@@ -65,7 +66,7 @@ def run_benchmark(data_dir: str, epochs: int = 5, batch_size: int = 128, min_rat
                                  "items": splits.num_items, "interactions": splits.num_interactions}
 
     L.seed_everything(0, verbose=False)
-    model = UR4RecModule(num_items=splits.num_items, loss=loss)
+    model = UR4RecModule(num_items=splits.num_items, sasrec=SASRecConfig(loss=loss))
     timer = EpochTimer()
     trainer = L.Trainer(max_epochs=epochs, accelerator=accelerator, devices=1, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,

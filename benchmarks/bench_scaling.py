@@ -1,12 +1,12 @@
 """Scaling study: SASRec training and full-ranking evaluation on MovieLens-like data at 1x, 10x, 100x.
 
-    python -m ur4rec.bench_scaling --work_dir /tmp/scaling [--scales 1 10 100] [--epochs 2]
+    python -m benchmarks bench_scaling --work_dir /tmp/scaling [--scales 1 10 100] [--epochs 2]
 
 Each scale multiplies MovieLens-100K's users (943) and items (1,682); every user keeps ML-100K's
 statistics (ratings per user log-normal with ML-100K's mean and spread of log counts, clipped to
 [20, 737]; rating values with ML-100K's frequencies; item popularity Zipf-like with ML-100K's exponent
 0.77), so interactions grow with users and the catalog with items. Each scale runs in a fresh process
-(its own peak memory) through ``ur4rec.bench``: the sampled BCE loss, whose cost grows with interactions
+(its own peak memory) through ``benchmarks.bench``: the sampled BCE loss, whose cost grows with interactions
 (full-softmax cross-entropy costs positions x items), and full-ranking evaluation in batches of
 ``--eval_batch_size`` users, so its memory is bounded by that batch times the catalog.
 """
@@ -56,8 +56,8 @@ def write_movielens_like(root: Path, scale: int, seed: int = 0) -> Path:
 
 
 def measure(data_dir: str, scale: int, epochs: int, eval_batch_size: int) -> dict[str, float]:
-    """One scale, run in its own process (so its peak memory is its own): ``ur4rec.bench.run_benchmark``."""
-    from ur4rec.bench import run_benchmark
+    """One scale, run in its own process (so its peak memory is its own): ``benchmarks.bench.run_benchmark``."""
+    from benchmarks.bench import run_benchmark
 
     return {"scale": scale, **run_benchmark(data_dir, epochs=epochs, loss="bce", eval_batch_size=eval_batch_size)}
 

@@ -1,6 +1,6 @@
 """Time the feature pipeline: text embeddings from scratch and from the cache, and the poster descriptor.
 
-    python -m ur4rec.features.bench_features --data_dir ../shared/data/M_ML-100K \
+    python -m benchmarks bench_features --data_dir ../shared/data/M_ML-100K \
         --llm_dir ../shared/data/llm_generated --cache_dir /tmp/x
 
 The cold runs use a fresh sub-folder of ``--cache_dir`` (removed afterwards unless ``--keep``), so the
@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min_rating", type=float, default=4)
     parser.add_argument("--min_user_interactions", type=int, default=5)
     parser.add_argument("--max_tokens", type=int, default=TEXT_MAX_TOKENS, help="tokens per forward pass")
-    parser.add_argument("--user_text_holdout", type=int, default=10, help="as data.user_text_holdout")
+    parser.add_argument("--retriever_positions", type=int, default=10, help="as data.retriever_positions")
     parser.add_argument("--skip_text", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark's cache sub-folder")
     args = parser.parse_args(argv)
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.skip_text:
             splits = prepare_splits(raw.ratings, args.min_rating, args.min_user_interactions)
             t0 = time.perf_counter()
-            texts = build_texts(raw, splits.without_latest(args.user_text_holdout), args.llm_dir)
+            texts = build_texts(raw, splits.user_text_view(args.retriever_positions), args.llm_dir)
             all_texts = texts.item_texts[1:] + texts.user_texts
             print(f"texts: {splits.num_items} items ({format_counts(texts.item_source_counts())}), "
                   f"{splits.num_users} users ({format_counts(texts.user_source_counts())}) "

@@ -1,6 +1,6 @@
 """Validation NDCG@10 per training stage for several runs side by side: the stage's best and its mean.
 
-    python -m ur4rec.stage_table logs/ur4rec3-seed0 logs/ur4rec3-seed1 logs/ur4rec3-seed2
+    python -m benchmarks stage_table logs/ur4rec3-seed0 logs/ur4rec3-seed1 logs/ur4rec3-seed2
 
 The best epoch of a stage is the maximum of noisy validation scores; the mean over the stage's epochs
 shows whether the stage helps as a whole. Reads each run's ``version_*/metrics.csv`` like ``report``.
@@ -15,8 +15,9 @@ from typing import Sequence
 
 import pandas as pd
 
-from ur4rec.callbacks.stages import STAGES
-from ur4rec.report import load_run
+from benchmarks.common import markdown_table
+from ur4rec.run_report import load_run
+from ur4rec.vocabulary import STAGES
 
 
 def stage_summary(metrics: pd.DataFrame, metric: str = "ndcg@10") -> dict[str, tuple[float, float, int]]:
@@ -33,12 +34,12 @@ def stage_summary(metrics: pd.DataFrame, metric: str = "ndcg@10") -> dict[str, t
 
 def stage_table(run_dirs: Sequence[Path], metric: str = "ndcg@10") -> str:
     """A Markdown table: one row per run, ``best / mean (epochs)`` per stage (blank where a stage did not run)."""
-    lines = ["| run | " + " | ".join(STAGES) + " |", "|---" * (len(STAGES) + 1) + "|"]
+    rows = []
     for run_dir in run_dirs:
         summary = stage_summary(load_run(run_dir), metric)
-        cells = [f"{summary[s][0]:.4f} / {summary[s][1]:.4f} ({summary[s][2]})" if s in summary else "" for s in STAGES]
-        lines.append(f"| {run_dir.name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append({"run": run_dir.name, **{s: f"{summary[s][0]:.4f} / {summary[s][1]:.4f} ({summary[s][2]})"
+                                             for s in STAGES if s in summary}})
+    return markdown_table(("run", *STAGES), rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,38 @@
+"""``python -m benchmarks COMMAND ...``: the analysis and benchmark tools, one entry point.
+
+Commands that score a run's checkpoints take that run's LightningCLI configuration after ``--``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "bench": ("benchmarks.bench", "data preparation, seconds per epoch, full-ranking evaluation, memory"),
+    "bench_scaling": ("benchmarks.bench_scaling", "training and evaluation as users and items grow (1x/10x/100x)"),
+    "bench_features": ("benchmarks.bench_features", "text and poster features, cold and cached"),
+    "seeds": ("benchmarks.seeds", "fit and test several seeds (or experiment overlays); mean ± std"),
+    "stage_table": ("benchmarks.stage_table", "validation NDCG@10 per stage of several runs"),
+    "paired": ("benchmarks.paired", "two sets of checkpoints compared user by user, bootstrap interval"),
+    "side_signal": ("benchmarks.side_signal", "each side input (texts, posters) as an untrained ranker"),
+    "fusion_sweep": ("benchmarks.fusion_sweep", "validation metrics of a checkpoint per fusion weight"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] not in COMMANDS:
+        print("usage: python -m benchmarks COMMAND [--help]\n\ncommands:", file=sys.stderr)
+        for name, (_, summary) in COMMANDS.items():
+            print(f"  {name:15} {summary}", file=sys.stderr)
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"error: unknown command {argv[0]!r}", file=sys.stderr)
+            return 2
+        return 0 if argv else 2
+    result = importlib.import_module(COMMANDS[argv[0]][0]).main(argv[1:])
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

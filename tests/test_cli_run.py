@@ -1,0 +1,160 @@
+"""A fit that explains itself and survives bad days: stage lines, the summary, ``--ckpt_path best``, stage
+flags, the run lock, settings that cannot work, a failed resume, a missing data folder, SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from synthetic import write_ml100k
+from ur4rec.callbacks.stages import TrainingStages
+from ur4rec.checkpoint_io import load_checkpoint_file
+from ur4rec.cli import FitLock, main
+from ur4rec.data.errors import DataFormatError
+from ur4rec.errors import CheckpointError, ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
+        "--model.sasrec.hidden_size=16", "--data.batch_size=8", "--data.num_sampled_negatives=20"]
+SASREC = ["--config", str(REPO / "configs/sasrec.yaml"), "--data.data_dir=data", *FAST]
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    write_ml100k(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def lightning_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name.startswith("lightning")]
+
+
+def test_fit_announces_its_stage_and_ends_with_a_summary_then_best_resolves(workdir, caplog):
+    caplog.set_level(logging.INFO)
+    main(["fit", *SASREC, "--run_name=tiny", "--stages.pretrain_sasrec=2"])
+    lines = lightning_lines(caplog)
+    assert any(line.startswith("stage pretrain_sasrec starts at epoch 0 (at most 2 epochs): SASRec trains") for line in lines)
+    assert any(line.startswith("stage pretrain_sasrec ends: best val/ndcg@10") for line in lines)
+    summary = next(line for line in lines if line.startswith("fit finished"))
+    best = next(workdir.glob("checkpoints/tiny/best-epoch*.ckpt"))
+    assert f"best checkpoint: {best.relative_to(workdir)}" in summary
+    assert "last checkpoint: checkpoints/tiny/last.ckpt" in summary and "metrics: logs/tiny/version_0/metrics.csv" in summary
+    assert "best validation (epoch " in summary and "val/ndcg@10 " in summary
+    next_command = summary.split("next: ")[1]
+    assert next_command.startswith("python cli.py test ") and next_command.endswith("--ckpt_path best")
+    assert "--stages.pretrain_sasrec=2" in next_command  # the fit's own settings, so the same run is tested
+
+    cli = main(["test", *SASREC, "--run_name=tiny", "--ckpt_path=best"])
+    assert Path(cli.config.test.ckpt_path).name == best.name
+    expected = load_checkpoint_file(best)["callbacks"]
+    score = next(v["best_model_score"] for k, v in expected.items() if k.startswith("ModelCheckpoint"))
+    validated = main(["validate", *SASREC, "--run_name=tiny", "--ckpt_path=best"]).trainer.callback_metrics
+    assert float(validated["val/ndcg@10"]) == pytest.approx(float(score), abs=1e-6)
+    with pytest.raises(CheckpointError, match="no best-epoch"):
+        main(["test", *SASREC, "--run_name=never-fit", "--ckpt_path=best"])
+
+
+def test_a_max_epochs_that_cuts_stages_off_is_warned_about():
+    stages = TrainingStages(1, 1, 1, 0)
+    trainer = SimpleNamespace(max_epochs=1, fit_loop=SimpleNamespace(max_epochs=1))
+    with pytest.warns(UserWarning, match=r"max_epochs=1 ends training before stage\(s\) pretrain_retriever, "
+                                         r"joint_finetune run; shorten stages instead"):
+        stages._check_max_epochs(trainer)
+    trainer.max_epochs = -1
+    stages._check_max_epochs(trainer)
+    assert trainer.fit_loop.max_epochs == 3  # the stages decide the run's length
+
+
+@pytest.mark.parametrize("setting, key", [
+    ("--model.sasrec.hidden_size=0", "model.sasrec.hidden_size"),
+    ("--model.sasrec.num_heads=3", "model.sasrec.num_heads"),
+    ("--model.sasrec.dropout=1.0", "model.sasrec.dropout"),
+    ("--data.batch_size=0", "data.batch_size"),
+    ("--data.max_seq_len=0", "data.max_seq_len"),
+    ("--model.eval_ks=[0, 10]", "model.eval_ks"),
+    ("--stages.pretrain_sasrec=-1", "stages.pretrain_sasrec"),
+    ("--alternating.mode=sometimes", "alternating.mode"),
+], ids=lambda v: v if v.startswith("--") else "")
+def test_settings_that_cannot_work_name_their_key(workdir, setting, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        main(["fit", *SASREC, "--run_name=bad", setting])
+    assert not (workdir / "checkpoints/bad").exists()
+
+
+def test_retriever_settings_that_cannot_work_name_their_key(workdir):
+    for setting, key in (("--model.retriever.fusion_weight=1.5", "model.retriever.fusion_weight"),
+                         ("--model.retriever.experts=[audio]", "model.retriever.experts")):
+        with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+            main(["fit", "--config", str(REPO / "configs/ur4rec.yaml"), "--data.data_dir=data", *FAST, setting])
+
+
+def test_a_second_live_fit_on_the_same_run_is_refused_and_a_stale_lock_is_taken_over(workdir):
+    lock = workdir / "checkpoints/run.fit.lock"
+    lock.parent.mkdir()
+    lock.write_text(f"{os.getppid()}\n")  # a live process holds the run
+    with pytest.raises(ConfigError, match=f"another fit \\(pid {os.getppid()}\\) is writing checkpoints/run"):
+        main(["fit", *SASREC, "--run_name=run", "--stages.pretrain_sasrec=1"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(f"{dead.pid}\n")  # its process is gone: a crashed run's lock
+    main(["fit", *SASREC, "--run_name=run", "--stages.pretrain_sasrec=1"])
+    assert (workdir / "checkpoints/run/last.ckpt").exists() and not lock.exists()  # released at the end
+    FitLock("checkpoints/other").acquire()  # our own pid: re-entrant within one process
+    FitLock("checkpoints/other").acquire()
+
+
+def test_a_failed_resume_keeps_the_good_exception_checkpoint(workdir):
+    main(["fit", *SASREC, "--run_name=run", "--stages.pretrain_sasrec=1"])
+    good = workdir / "checkpoints/run/on_exception.ckpt"
+    shutil.copy(workdir / "checkpoints/run/last.ckpt", good)
+    before = good.read_bytes()
+    (workdir / "broken.ckpt").write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(CheckpointError, match="broken.ckpt: not a readable checkpoint"):
+        main(["fit", *SASREC, "--run_name=run", "--stages.pretrain_sasrec=3", "--ckpt_path=broken.ckpt"])
+    assert good.read_bytes() == before
+
+
+def test_a_missing_data_folder_is_one_clear_error_and_never_a_download(workdir, monkeypatch):
+    import urllib.request
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("tried to download"))
+    with pytest.raises(DataFormatError, match=r"dat: data folder is missing or empty: .* --data.download true"):
+        main(["fit", "--config", str(REPO / "configs/sasrec.yaml"), "--data.data_dir=dat", *FAST])
+    assert not (workdir / "dat").exists()
+
+
+def test_the_entry_point_shows_config_errors_as_one_line(workdir):
+    result = subprocess.run([sys.executable, str(REPO / "cli.py"), "fit", *SASREC, "--model.sasrec.num_heads=3"],
+                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith("error: model.sasrec.num_heads: must be > 0 and divide")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_exits_non_zero_and_says_how_to_resume(workdir):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(REPO / "tests"), str(REPO)]))
+    paced = '--trainer.callbacks+={"class_path": "pacing.PacedBatches", "init_args": {"seconds": 0.25}}'
+    process = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "fit", *SASREC, "--run_name=term",
+                                "--stages.pretrain_sasrec=50", paced], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=env)
+    deadline = time.monotonic() + 90
+    while not (workdir / "checkpoints/term/last.ckpt").exists():
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 143, output[-2000:]
+    assert "terminated (SIGTERM)" in output and "--ckpt_path checkpoints/term/on_exception.ckpt" in output
+    assert torch.load(workdir / "checkpoints/term/on_exception.ckpt", weights_only=True)["global_step"] > 0

@@ -1,0 +1,279 @@
+"""UR4Rec as one plain ``nn.Module``: SASRec, the mixture-of-experts retriever, their fusion and the losses.
+
+The model knows nothing of stages, optimizers or the Trainer: ``scores(batch, mode)`` ranks items
+(``mode`` in ``vocabulary.SCORE_MODES``) and ``losses(batch, objective)`` computes one objective
+(``vocabulary.OBJECTIVES``). Hyperparameters come in three groups, so a config reads as the model's
+structure: :class:`SASRecConfig`, :class:`RetrieverConfig` (None = SASRec alone) and :class:`LossWeights`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ur4rec.errors import check
+from ur4rec.models.contrastive import MemoryBankContrastive
+from ur4rec.models.fusion import ScoreFusion
+from ur4rec.models.losses import LOSSES, bidirectional_distillation, next_item_loss
+from ur4rec.models.retriever import EXPERTS, MoERetriever, RetrieverOutput, load_balance_loss
+from ur4rec.models.sasrec import SASRec
+from ur4rec.vocabulary import (
+    MODULES, OBJECTIVE_JOINT, OBJECTIVE_RETRIEVER, OBJECTIVE_SASREC, OBJECTIVES, RETRIEVER, SASREC, SCORE_MODES,
+    SCORE_RETRIEVER, SCORE_SASREC,
+)
+
+IGNORE = -100  # target of a position that takes no part in a loss
+
+
+@dataclass
+class SASRecConfig:
+    """SASRec's architecture and loss (``ce`` full softmax, ``bce``/``bpr`` with sampled negatives);
+    ``compile``: a ``torch.compile`` backend for the encoder (e.g. ``inductor``), None for eager mode."""
+
+    hidden_size: int = 64
+    num_blocks: int = 2
+    num_heads: int = 2
+    dropout: float = 0.5
+    loss: str = "ce"
+    compile: str | None = None
+
+    def validate(self) -> None:
+        check(self.hidden_size > 0, "model.sasrec.hidden_size", f"must be > 0, got {self.hidden_size}")
+        check(self.num_blocks > 0, "model.sasrec.num_blocks", f"must be > 0, got {self.num_blocks}")
+        check(self.num_heads > 0 and self.hidden_size % self.num_heads == 0, "model.sasrec.num_heads",
+              f"must be > 0 and divide hidden_size {self.hidden_size}, got {self.num_heads}")
+        check(0 <= self.dropout < 1, "model.sasrec.dropout", f"must be in [0, 1), got {self.dropout}")
+        check(self.loss in LOSSES, "model.sasrec.loss", f"must be one of {LOSSES}, got {self.loss!r}")
+
+
+@dataclass
+class RetrieverConfig:
+    """The mixture-of-experts retriever and its fusion with SASRec.
+
+    ``positions``: the retriever and fused losses train on the latest this many transitions of each
+    sequence, and user texts leave out the same latest training items (``data.retriever_positions``).
+    ``recent_content``: the user context also sees the mean description vector of the latest this many
+    items (0 = off). ``fusion_weight``: SASRec's share of the log-probability mixture (``learned_fusion``:
+    learned from that start).
+    """
+
+    experts: tuple[str, ...] = EXPERTS
+    hidden_size: int = 64
+    dropout: float = 0.1
+    positions: int = 10
+    recent_content: int = 5
+    fusion_weight: float = 0.7
+    learned_fusion: bool = False
+
+    def __post_init__(self):
+        self.experts = tuple(self.experts)
+
+    def validate(self) -> None:
+        unknown = [e for e in self.experts if e not in EXPERTS]
+        check(bool(self.experts) and not unknown, "model.retriever.experts",
+              f"must be a non-empty subset of {EXPERTS}, got {list(self.experts)}")
+        check(self.hidden_size > 0, "model.retriever.hidden_size", f"must be > 0, got {self.hidden_size}")
+        check(0 <= self.dropout < 1, "model.retriever.dropout", f"must be in [0, 1), got {self.dropout}")
+        check(self.positions > 0, "model.retriever.positions", f"must be > 0, got {self.positions}")
+        check(self.recent_content >= 0, "model.retriever.recent_content", f"must be >= 0 (0 = off), got "
+              f"{self.recent_content}")
+        check(0 <= self.fusion_weight <= 1, "model.retriever.fusion_weight", f"must be in [0, 1], got "
+              f"{self.fusion_weight}")
+
+
+@dataclass
+class LossWeights:
+    """The joint objective: ``fused + aux_scale * (sasrec * L_sasrec + retriever * L_retriever + balance * L_balance
+    + contrastive * L_contrastive + distill * L_distill)``; a weight of 0 switches a strategy off."""
+
+    fused: float = 1.0
+    sasrec: float = 0.5
+    retriever: float = 0.5
+    balance: float = 0.01
+    contrastive: float = 0.0
+    contrastive_queue_size: int = 1024
+    contrastive_temperature: float = 0.1
+    distill: float = 0.0
+    distill_temperature: float = 2.0
+
+    def validate(self) -> None:
+        for name in ("fused", "sasrec", "retriever", "balance", "contrastive", "distill"):
+            check(getattr(self, name) >= 0, f"model.loss_weights.{name}", f"must be >= 0, got {getattr(self, name)}")
+        check(self.contrastive_temperature > 0 and self.distill_temperature > 0, "model.loss_weights",
+              "temperatures must be > 0")
+
+
+def plain(config) -> dict | None:
+    """A config dataclass as a dict of plain types (checkpoints load with ``weights_only``)."""
+    if config is None:
+        return None
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()}
+
+
+def masked_cross_entropy(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy (P, N + 1) x (P,) averaged over targets other than ``IGNORE``; 0 when all are ignored."""
+    total = F.cross_entropy(scores, targets, ignore_index=IGNORE, reduction="sum")
+    return total / (targets != IGNORE).sum().clamp(min=1)
+
+
+class UR4Rec(nn.Module):
+    """SASRec, optionally with the retriever, its fusion and the optional contrastive head.
+
+    Args:
+        num_items: catalog size N (items 1..N, 0 = padding).
+        max_seq_len: input window length.
+        text_dim, image_dim: sizes of the item/user feature vectors (needed with a retriever).
+    """
+
+    def __init__(self, num_items: int, max_seq_len: int = 50, text_dim: int = 0, image_dim: int = 0,
+                 sasrec: SASRecConfig | None = None, retriever: RetrieverConfig | None = None,
+                 loss_weights: LossWeights | None = None):
+        super().__init__()
+        sasrec, self.weights = sasrec or SASRecConfig(), loss_weights or LossWeights()
+        for config in (sasrec, retriever, self.weights):
+            if config is not None:
+                config.validate()  # here, not in __post_init__: a bad value is one ConfigError naming its key
+        self.sasrec_config, self.retriever_config = sasrec, retriever
+        self.sasrec = SASRec(num_items, sasrec.hidden_size, sasrec.num_blocks, sasrec.num_heads, sasrec.dropout,
+                             max_seq_len)
+        if sasrec.compile:
+            self.sasrec.compile(backend=sasrec.compile)
+        self.retriever: MoERetriever | None = None
+        self.fusion: ScoreFusion | None = None
+        self.contrastive: MemoryBankContrastive | None = None
+        if retriever is not None:
+            check(text_dim > 0 and ("image" not in retriever.experts or image_dim > 0), "model.retriever",
+                  f"needs feature dimensions (data.features, linked by the CLI); got text_dim={text_dim}, "
+                  f"image_dim={image_dim}")
+            self.retriever = MoERetriever(num_items, sasrec.hidden_size, text_dim, max(image_dim, 1),
+                                          retriever.hidden_size, retriever.experts, retriever.dropout,
+                                          recent_text=retriever.recent_content > 0)
+            self.fusion = ScoreFusion(retriever.fusion_weight, retriever.learned_fusion)
+            if self.weights.contrastive > 0:
+                self.contrastive = MemoryBankContrastive(sasrec.hidden_size, text_dim, retriever.hidden_size,
+                                                         self.weights.contrastive_queue_size,
+                                                         self.weights.contrastive_temperature)
+            # Item feature tables, set from the data (set_item_features); derived data, not checkpointed.
+            self.register_buffer("item_text", torch.zeros(num_items + 1, text_dim), persistent=False)
+            self.register_buffer("item_image", torch.zeros(num_items + 1, max(image_dim, 1)), persistent=False)
+            self.register_buffer("image_mask", torch.zeros(num_items + 1, dtype=torch.bool), persistent=False)
+
+    @property
+    def module_names(self) -> tuple[str, ...]:
+        """The modules that own parameters and an optimizer: SASRec, and the retriever when built."""
+        return MODULES if self.retriever is not None else MODULES[:1]
+
+    def module_parameters(self, name: str) -> list[nn.Parameter]:
+        """Parameters of one module; the retriever's include the fusion and the contrastive head."""
+        if name == SASREC:
+            return list(self.sasrec.parameters())
+        heads = [self.retriever, self.fusion] + ([self.contrastive] if self.contrastive is not None else [])
+        return [p for head in heads for p in head.parameters()]
+
+    def set_item_features(self, item_text: torch.Tensor, item_image: torch.Tensor, image_mask: torch.Tensor) -> None:
+        """Copy the item tables (N + 1, Dt), (N + 1, Di) and (N + 1,) into the model's buffers."""
+        self.item_text.copy_(item_text)
+        self.item_image.copy_(item_image.reshape(self.item_image.shape))
+        self.image_mask.copy_(image_mask)
+
+    # ------------------------------------------------------------------------------------------ scoring
+
+    def recent_item_text(self, items: torch.Tensor, positions: int) -> torch.Tensor | None:
+        """(B, L) item ids -> (B, positions, Dt): for each of the last ``positions`` columns, the mean text
+        vector of the ``recent_content`` real items ending there (zeros if none); None when that is 0."""
+        k = self.retriever_config.recent_content
+        if not k:
+            return None
+        windows = F.pad(items, (k - 1, 0))[:, -(positions + k - 1):].unfold(1, k, 1)  # (B, positions, k)
+        real = (windows > 0).unsqueeze(-1).to(self.item_text.dtype)  # (B, positions, k, 1)
+        return (self.item_text[windows] * real).sum(2) / real.sum(2).clamp(min=1)
+
+    def retrieve(self, states: torch.Tensor, user_text: torch.Tensor,
+                 recent_text: torch.Tensor | None = None) -> RetrieverOutput:
+        """Retriever scores for user states (B, D), preference vectors (B, Dt) and recent-item text (B, Dt)."""
+        return self.retriever(states, user_text, self.item_text, self.item_image, self.image_mask, recent_text)
+
+    def score_parts(self, batch: dict[str, torch.Tensor], mode: str
+                    ) -> tuple[torch.Tensor, torch.Tensor, RetrieverOutput | None]:
+        """The SASRec and retriever terms of each item's score under ``mode``, both (B, N + 1).
+
+        Their sum is the ranking score; a term that takes no part in the mode is zero. Without a
+        retriever every mode scores with SASRec alone.
+        """
+        if mode not in SCORE_MODES:
+            raise ValueError(f"score mode must be one of {SCORE_MODES}, got {mode!r}")
+        states = self.sasrec.user_state(batch["input"])  # (B, D)
+        sasrec_scores = self.sasrec.score_all(states)  # (B, N + 1)
+        if self.retriever is None or mode == SCORE_SASREC:
+            return sasrec_scores, torch.zeros_like(sasrec_scores), None
+        latest = self.recent_item_text(batch["input"], 1)  # (B, 1, Dt) or None
+        out = self.retrieve(states, batch["user_text"], None if latest is None else latest[:, 0])
+        if mode == SCORE_RETRIEVER:
+            return torch.zeros_like(out.scores), out.scores, out
+        return (*self.fusion.parts(sasrec_scores, out.scores), out)
+
+    def scores(self, batch: dict[str, torch.Tensor], mode: str) -> tuple[torch.Tensor, RetrieverOutput | None]:
+        """Scores of every item for each user's visible window: (B, N + 1), column 0 = padding; and the
+        retriever's output when it took part."""
+        sasrec, retriever, out = self.score_parts(batch, mode)
+        return sasrec + retriever, out
+
+    # ------------------------------------------------------------------------------------------ losses
+
+    def losses(self, batch: dict[str, torch.Tensor], objective: str, aux_scale: float = 1.0) -> dict[str, torch.Tensor]:
+        """The losses of one objective; ``total`` is what the stepping optimizers minimize.
+
+        ``aux_scale`` multiplies the auxiliary losses of the joint objective (curriculum weighting).
+        Shapes never depend on the data: padding positions are masked, never indexed away.
+        """
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        w, target = self.weights, batch["target"]  # (B, L)
+        if objective == OBJECTIVE_RETRIEVER:  # SASRec is frozen input: clean states, no graph
+            with torch.no_grad():
+                was_training = self.sasrec.training
+                hidden = self.sasrec.eval()(batch["input"])  # (B, L, D)
+                self.sasrec.train(was_training)
+        else:
+            hidden = self.sasrec(batch["input"])  # (B, L, D)
+        losses: dict[str, torch.Tensor] = {}
+        if objective != OBJECTIVE_RETRIEVER:
+            losses[SASREC] = next_item_loss(hidden, target, self.sasrec.item_embedding.weight,
+                                            self.sasrec_config.loss, batch.get("negative"))
+        if self.retriever is None or objective == OBJECTIVE_SASREC:
+            losses["total"] = losses[SASREC]
+            return losses
+        # The retriever trains on the latest ``positions`` transitions; inputs are left-padded, so those
+        # are the last columns.
+        recent = min(self.retriever_config.positions, target.shape[1])
+        states = hidden[:, -recent:].flatten(0, 1)  # (P, D), P = B * recent: each position predicts its next item
+        positives = target[:, -recent:].flatten()  # (P,), 0 = padding
+        real = positives > 0  # (P,)
+        user_text = batch["user_text"][:, None, :].expand(-1, recent, -1).flatten(0, 1)  # (P, Dt)
+        recent_text = self.recent_item_text(batch["input"], recent)  # (B, recent, Dt) or None
+        out = self.retrieve(states, user_text, None if recent_text is None else recent_text.flatten(0, 1))
+        # a target no active expert can score (no poster in an image-only ablation) has no retriever loss
+        scorable = real & torch.isfinite(out.scores.gather(1, positives[:, None])).squeeze(1)  # (P,)
+        targets = positives.masked_fill(~scorable, IGNORE)  # (P,)
+        losses[RETRIEVER] = masked_cross_entropy(out.scores, targets)
+        losses["balance"] = load_balance_loss(out.weights, real)
+        if objective == OBJECTIVE_RETRIEVER:
+            losses["total"] = losses[RETRIEVER] + w.balance * losses["balance"]
+            return losses
+        assert objective == OBJECTIVE_JOINT
+        sasrec_scores = self.sasrec.score_all(states)  # (P, N + 1)
+        fused = self.fusion(sasrec_scores, out.scores)  # (P, N + 1)
+        losses["fused"] = masked_cross_entropy(fused, targets)
+        auxiliary = w.sasrec * losses[SASREC] + w.retriever * losses[RETRIEVER] + w.balance * losses["balance"]
+        if self.contrastive is not None:
+            last = hidden[:, -1]  # (B, D): inputs are left-padded, so the last column is the latest state
+            losses["contrastive"] = self.contrastive(last, batch["user_text"], batch["user"])
+            auxiliary = auxiliary + w.contrastive * losses["contrastive"]
+        if w.distill > 0:
+            losses["distill"] = bidirectional_distillation(sasrec_scores, out.scores, w.distill_temperature, real)
+            auxiliary = auxiliary + w.distill * losses["distill"]
+        losses["total"] = w.fused * losses["fused"] + aux_scale * auxiliary
+        return losses

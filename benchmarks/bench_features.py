@@ -19,7 +19,8 @@ from typing import Sequence
 
 from ur4rec.data.preprocessing import prepare_splits
 from ur4rec.data.readers import read_dataset
-from ur4rec.features.image_embeddings import DescriptorImageEncoder, embed_images
+from ur4rec.features.image_embeddings import embed_images
+from ur4rec.features.image_encoders import DescriptorImageEncoder
 from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL, TEXT_MAX_TOKENS, TextEncoder, embed_texts
 from ur4rec.features.texts import build_texts, format_counts
 

@@ -27,7 +27,7 @@ from synthetic import write_ml100k
 from ur4rec.cli import main
 from ur4rec.datamodule import UR4RecDataModule
 from ur4rec.data.errors import DataFormatError, DataFormatWarning
-from ur4rec.features.image_embeddings import ImageFeatureWarning
+from ur4rec.features.image_encoders import ImageFeatureWarning
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = Path(ur4rec.__file__).resolve().parent

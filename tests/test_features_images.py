@@ -13,13 +13,8 @@ try:
 except ImportError:
     from feature_fixtures import save_tiny_clip, write_image
 
-from ur4rec.features.image_embeddings import (
-    ClipImageEncoder,
-    DescriptorImageEncoder,
-    ImageFeatureWarning,
-    embed_images,
-    make_image_encoder,
-)
+from ur4rec.features.image_embeddings import embed_images
+from ur4rec.features.image_encoders import ClipImageEncoder, DescriptorImageEncoder, ImageFeatureWarning, make_image_encoder
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +123,7 @@ def test_unknown_encoder_and_unloadable_clip_fail_clearly(tmp_path):
 
 
 def test_cache_notices_a_local_clip_folder_rewritten_in_place(tmp_path, posters):
-    from ur4rec.features.image_embeddings import image_cache_namespace
+    from ur4rec.features.image_encoders import image_cache_namespace
 
     folder = save_tiny_clip(tmp_path / "clip")
     before = image_cache_namespace(ClipImageEncoder(str(folder)))

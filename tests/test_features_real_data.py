@@ -16,7 +16,7 @@ except ImportError:
 
 from ur4rec.data.preprocessing import prepare_splits
 from ur4rec.data.readers import read_dataset
-from ur4rec.features.image_embeddings import ImageFeatureWarning
+from ur4rec.features.image_encoders import ImageFeatureWarning
 from ur4rec.features.tables import build_feature_tables
 from ur4rec.features.texts import build_texts
 

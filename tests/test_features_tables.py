@@ -15,7 +15,8 @@ except ImportError:
 
 from ur4rec.data.readers import read_dataset
 from ur4rec.features import provenance as report
-from ur4rec.features.image_embeddings import ClipImageEncoder, DescriptorImageEncoder, ImageFeatureWarning, embed_images
+from ur4rec.features.image_embeddings import embed_images
+from ur4rec.features.image_encoders import ClipImageEncoder, DescriptorImageEncoder, ImageFeatureWarning
 from ur4rec.features.tables import FeatureTables, build_feature_tables
 
 PLOTS = {2: "Beta is a plot text.", 3: "Gamma has a plot too."}

@@ -319,3 +319,43 @@ def test_interrupt_keeps_what_was_generated(data_dir, tmp_path, env, default_sig
         assert run(data_dir, out, server, "--skip_users") == 0
         assert server.count == count + len(ITEM_IDS) - len(done)
         assert len(load(out, "item_descriptions.json")) == len(ITEM_IDS)
+
+
+def test_existing_outputs_are_merged_never_dropped(data_dir, tmp_path, env, capsys):
+    """A run over 5 items once rewrote a file of 1,659 descriptions with those 5 (and with none against a
+    dead server): entries already written are kept, the same id takes the new answer, counts are printed."""
+    out = tmp_path / "out"
+    out.mkdir()
+    earlier = {"9999": "Written by an earlier run.", "1": "An older description of item 1."}
+    (out / "item_descriptions.json").write_text(json.dumps(earlier))
+    with FakeLLMServer() as server:
+        assert run(data_dir, out, server, "--skip_users", "--num_items", "2") == 0
+    items = load(out, "item_descriptions.json")
+    assert items["9999"] == earlier["9999"]  # kept
+    assert items["1"] == f"Generated: Movie title: {TITLES[1]}" and items["2"].startswith("Generated")  # new wins
+    assert list(items) == ["1", "2", "9999"]
+    assert "item_descriptions.json: 3 entries (1 kept, 1 added, 1 replaced)" in capsys.readouterr().err
+
+    with FakeLLMServer(behaviour=lambda body, attempt: "500") as dead:
+        assert run(data_dir, out, dead, "--skip_users") == 1  # every request fails
+    assert load(out, "item_descriptions.json") == items  # nothing dropped
+
+    (out / "item_descriptions.json").write_text("{not json")
+    with FakeLLMServer() as server:
+        assert run(data_dir, out, server, "--skip_users") == 2  # refused before any request
+        assert server.count == 0
+    assert "cannot merge new answers into it" in capsys.readouterr().err
+    assert (out / "item_descriptions.json").read_text() == "{not json"
+
+
+def test_an_unreachable_server_stops_the_run_early(data_dir, tmp_path, env, capsys):
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "out"
+    assert run(data_dir, out, None, "--base_url", f"http://127.0.0.1:{port}/v1", "--concurrency", "1") == 1
+    err = capsys.readouterr().err
+    assert "8 requests in a row could not reach" in err and f"({N_CALLS - 8} prompts not sent)" in err
+    assert len(rows(out)) == 8  # the eight attempts are recorded as failed, to be retried

@@ -14,10 +14,8 @@ with a warning. :func:`upgrade_checkpoint` reads checkpoints of the earlier flat
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import secrets
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,39 +26,10 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.fabric.utilities.types import _PATH
 
+from ur4rec.atomic_files import atomic_write
 from ur4rec.errors import CheckpointError
 
 CHECKSUM_KEY = "content_sha256"
-
-
-def temp_prefix(target: Path) -> str:
-    """Temporary files for ``target`` are ``.<name>.<pid>.<random>.tmp`` in its folder (hidden, and never
-    ``*.ckpt``, so neither ``--ckpt_path last`` nor ModelCheckpoint ever picks one up)."""
-    return f".{target.name}."
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id runs on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _remove_dead_temporaries(target: Path) -> None:
-    """Remove ``target``'s temporary files left by killed writers (their pid no longer runs); a live
-    process's file, mid-write, is never touched."""
-    prefix = temp_prefix(target)
-    for stale in target.parent.iterdir():
-        if not (stale.name.startswith(prefix) and stale.name.endswith(".tmp")):
-            continue
-        pid = stale.name[len(prefix):].split(".")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
 
 
 def _digest(value: Any, digest) -> None:
@@ -154,39 +123,9 @@ def upgrade_checkpoint(checkpoint: dict) -> dict:
     return checkpoint
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Persist a rename in ``directory`` (no-op where directories cannot be opened, e.g. Windows)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save(obj, path)`` through a temporary file in the same folder, fsync and ``os.replace``.
-
-    On any error (including KeyboardInterrupt) the temporary file is removed and ``path`` keeps its
-    old content. A SIGKILL can leave a ``.<name>.<pid>.*.tmp`` file, which the next successful save removes
-    once that pid no longer runs (another live writer's file is never touched).
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.parent / f"{temp_prefix(target)}{os.getpid()}.{secrets.token_hex(6)}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
-    try:
-        with os.fdopen(fd, "wb") as file:
-            torch.save(obj, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    _fsync_dir(target.parent)
-    _remove_dead_temporaries(target)
+    """``torch.save(obj, path)`` so that ``path`` holds the old file or the new one, never part of one."""
+    atomic_write(path, lambda file: torch.save(obj, file))
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

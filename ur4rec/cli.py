@@ -22,7 +22,8 @@ from ur4rec.callbacks.predictions import RecommendationWriter
 from ur4rec.callbacks.rng import RNGStateCheckpoint
 from ur4rec.callbacks.run_summary import FitSummary
 from ur4rec.callbacks.stages import TrainingStages
-from ur4rec.checkpoint_io import load_checkpoint_file, pid_alive, upgrade_checkpoint
+from ur4rec.atomic_files import pid_alive
+from ur4rec.checkpoint_io import load_checkpoint_file, upgrade_checkpoint
 from ur4rec.datamodule import UR4RecDataModule
 from ur4rec.errors import CheckpointError, ConfigError
 from ur4rec.models.ur4rec import RetrieverConfig

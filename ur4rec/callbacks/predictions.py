@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from lightning.pytorch.callbacks import BasePredictionWriter
+
+from ur4rec.atomic_files import atomic_write
 
 
 class RecommendationWriter(BasePredictionWriter):
@@ -48,13 +49,16 @@ class RecommendationWriter(BasePredictionWriter):
 
     def _write(self, rows: list[dict]) -> None:
         path = Path(self.output_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False, newline="",
-                                         encoding="utf-8") as tmp:
+
+        def write(file) -> None:
+            text = io.TextIOWrapper(file, encoding="utf-8", newline="")
             if path.suffix == ".csv":
-                writer = csv.DictWriter(tmp, fieldnames=list(rows[0]) if rows else ["user"])
+                writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["user"])
                 writer.writeheader()
                 writer.writerows(rows)
             else:
-                tmp.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-        os.replace(tmp.name, path)
+                text.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+            text.flush()
+            text.detach()  # leave the file open for atomic_write's fsync
+
+        atomic_write(path, write)

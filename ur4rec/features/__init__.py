@@ -1,14 +1,9 @@
 """Side features: user/item texts (LLM or fallbacks), their sentence embeddings, poster embeddings."""
 
 from ur4rec.features.cache import EmbeddingCache, content_key
-from ur4rec.features.image_embeddings import (
-    DEFAULT_CLIP_MODEL,
-    ClipImageEncoder,
-    DescriptorImageEncoder,
-    ImageEmbeddings,
-    ImageFeatureWarning,
-    embed_images,
-    make_image_encoder,
+from ur4rec.features.image_embeddings import ImageEmbeddings, embed_images
+from ur4rec.features.image_encoders import (
+    DEFAULT_CLIP_MODEL, ClipImageEncoder, DescriptorImageEncoder, ImageFeatureWarning, make_image_encoder,
 )
 from ur4rec.features.tables import FeatureTables, build_feature_tables
 from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL, TextEmbeddings, TextEncoder, embed_texts

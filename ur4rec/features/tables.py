@@ -11,7 +11,8 @@ import torch
 
 from ur4rec.data.preprocessing import SequenceSplits
 from ur4rec.data.readers import RawDataset
-from ur4rec.features.image_embeddings import ImageEncoder, embed_images, make_image_encoder
+from ur4rec.features.image_embeddings import embed_images
+from ur4rec.features.image_encoders import ImageEncoder, make_image_encoder
 from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL, TEXT_MAX_TOKENS, TextEncoder, embed_texts
 from ur4rec.features.texts import ITEM_SOURCES, USER_SOURCES, TextTables, build_texts
 

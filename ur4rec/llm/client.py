@@ -19,7 +19,12 @@ _THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
 
 
 class LLMError(Exception):
-    """A request that failed for good (after the client's retries) or returned an unusable body."""
+    """A request that failed for good (after the client's retries) or returned an unusable body;
+    ``connection`` is True when the server could not be reached at all."""
+
+    def __init__(self, message: str, connection: bool = False):
+        super().__init__(message)
+        self.connection = connection
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,10 @@ class ChatClient:
             )
             body = raw.http_response.text
         except Exception as err:  # openai.APIError subclasses, httpx errors, anything else
-            raise LLMError(self.redact(f"{type(err).__name__}: {err}")[:500]) from None
+            import openai
+
+            raise LLMError(self.redact(f"{type(err).__name__}: {err}")[:500],
+                           connection=isinstance(err, openai.APIConnectionError)) from None
         return parse_completion(body)
 
     def close(self) -> None:

@@ -1,21 +1,25 @@
 """``generate``: write ``user_preferences.json`` and ``item_descriptions.json`` with an LLM.
 
-Every answer goes to the SQLite cache as soon as it arrives; the JSON files are then rebuilt from the
-cache (raw MovieLens ids as keys, successful answers only), so a rerun only asks for what is missing
-or failed, and an interrupted run still writes what it got.
+Every answer goes to the SQLite cache as soon as it arrives; the cached answers are then merged into the
+JSON files (raw MovieLens ids as keys): entries already there are kept, a new answer for the same id
+replaces its entry, and nothing written before is ever dropped. A rerun only asks for what is missing or
+failed, an interrupted run still writes what it got, and a server that cannot be reached stops the run
+after ``MAX_CONNECTION_FAILURES`` requests in a row instead of retrying every prompt.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
+
+from ur4rec.atomic_files import atomic_write
+from ur4rec.data.errors import DataFormatError
 
 from ur4rec.llm.cache import Entry, LLMCache, cache_key, prompt_sha256
 from ur4rec.llm.client import (
@@ -25,6 +29,7 @@ from ur4rec.llm.prompts import ITEM, MAX_TOKENS, SYSTEM_PROMPT, TEMPERATURE, USE
 
 OUTPUT_FILES = {USER: "user_preferences.json", ITEM: "item_descriptions.json"}
 CACHE_NAME = "llm_cache.sqlite"
+MAX_CONNECTION_FAILURES = 8  # requests in a row that could not reach the server before the run stops
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.dry_run:
         return _dry_run(jobs, limits, args.model_name, cache_path)
+    try:  # before any request: an output file that cannot be merged into must not cost a single call
+        for kind in kinds:
+            read_output(output_dir / OUTPUT_FILES[kind])
+    except DataFormatError as err:
+        print(f"generate: {err}", file=sys.stderr)
+        return 2
 
     client = ChatClient(args.base_url, api_key, args.model_name, timeout=args.timeout, max_retries=args.max_retries,
                         max_tokens=MAX_TOKENS, temperature=TEMPERATURE, enable_thinking=args.enable_thinking)
@@ -118,9 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         client.close()
 
-    parts = ", ".join(f"{OUTPUT_FILES[k]}: {n} entries" for k, n in written.items())
-    print(f"generate: {stats.ok} generated, {stats.failed} failed, {stats.tokens} tokens; wrote {parts} "
-          f"to {output_dir}", file=sys.stderr)
+    print(f"generate: {stats.ok} generated, {stats.failed} failed, {stats.tokens} tokens", file=sys.stderr)
+    for kind, merge in written.items():
+        print(f"generate: {output_dir / OUTPUT_FILES[kind]}: {merge.total} entries ({merge.kept} kept, "
+              f"{merge.added} added, {merge.replaced} replaced)", file=sys.stderr)
+    if stats.unreachable.is_set():
+        print(f"generate: {MAX_CONNECTION_FAILURES} requests in a row could not reach {args.base_url}; stopped early "
+              f"({stats.skipped} prompts not sent). What was answered is cached and written: check the server or "
+              "--base_url and rerun", file=sys.stderr)
+        return 1
     if interrupted:
         print("generate: interrupted; results so far are cached and written, rerun to continue", file=sys.stderr)
         return 130
@@ -180,7 +197,9 @@ def _dry_run(jobs: dict[str, list[Job]], limits: dict, model: str, cache_path: P
 
 class _Stats:
     def __init__(self):
-        self.ok = self.failed = self.tokens = 0
+        self.ok = self.failed = self.tokens = self.skipped = 0
+        self.connection_failures_in_a_row = 0
+        self.unreachable = threading.Event()  # set once the server looks dead: the other prompts are skipped
         self.errors: list[str] = []
         self.lock = threading.Lock()
 
@@ -192,6 +211,10 @@ def _run(todo: list[Job], client: ChatClient, cache: LLMCache, model: str, concu
     progress = _Progress(len(todo))
 
     def work(job: Job) -> None:
+        if stats.unreachable.is_set():
+            with stats.lock:
+                stats.skipped += 1
+            return
         entry = entry_for(job, model)
         try:
             answer = client.complete(SYSTEM_PROMPT, job.prompt)
@@ -200,11 +223,15 @@ def _run(todo: list[Job], client: ChatClient, cache: LLMCache, model: str, concu
             with stats.lock:
                 stats.failed += 1
                 stats.errors.append(f"{job.kind} {job.raw_id}: {err}")
+                stats.connection_failures_in_a_row = stats.connection_failures_in_a_row + 1 if err.connection else 0
+                if stats.connection_failures_in_a_row >= MAX_CONNECTION_FAILURES:
+                    stats.unreachable.set()
             return
         cache.put_ok(entry, answer.text, answer.usage)
         with stats.lock:
             stats.ok += 1
             stats.tokens += answer.usage.get("total_tokens", 0)
+            stats.connection_failures_in_a_row = 0
 
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="llm")
     try:
@@ -247,29 +274,43 @@ class _Progress:
             self._bar.close()
 
 
-def write_outputs(cache: LLMCache, jobs: list[Job], model: str, output_dir: Path, kind: str) -> int:
-    """Write every cached successful answer for ``jobs`` to the kind's JSON file; return the entry count."""
+@dataclass(frozen=True)
+class Merge:
+    total: int  # entries in the file now
+    kept: int  # entries already there that this run did not answer
+    added: int  # new ids
+    replaced: int  # ids already there whose entry this run's answer replaced
+
+
+def read_output(path: Path) -> dict[str, str]:
+    """The entries already in an output file (``{}`` when there is none); a file that is not a JSON object
+    of texts is a :class:`DataFormatError`, so it is never overwritten."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataFormatError(path, f"cannot merge new answers into it: not valid JSON ({err}); move it away "
+                              "or fix it") from None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise DataFormatError(path, 'cannot merge new answers into it: not a JSON object {"<raw id>": "<text>"}; '
+                              "move it away or fix it")
+    return data
+
+
+def write_outputs(cache: LLMCache, jobs: list[Job], model: str, output_dir: Path, kind: str) -> Merge:
+    """Merge every cached successful answer for ``jobs`` into the kind's JSON file (written atomically)."""
+    path = output_dir / OUTPUT_FILES[kind]
+    existing = read_output(path)
     entries = {job.raw_id: entry_for(job, model).key for job in jobs}
     texts = cache.ok_texts(list(entries.values()))
-    result = {str(raw): texts[key] for raw, key in sorted(entries.items()) if key in texts}
-    write_json_atomic(output_dir / OUTPUT_FILES[kind], result)
-    return len(result)
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON via a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    fresh = {str(raw): texts[key] for raw, key in entries.items() if key in texts}
+    merged = {**existing, **fresh}
+    ordered = dict(sorted(merged.items(), key=lambda kv: (not kv[0].lstrip("-").isdigit(), int(kv[0])
+                                                          if kv[0].lstrip("-").isdigit() else 0, kv[0])))
+    atomic_write(path, lambda file: file.write(json.dumps(ordered, indent=2, ensure_ascii=False).encode("utf-8")))
+    replaced = sum(1 for k in fresh if k in existing)
+    return Merge(len(merged), len(existing) - replaced, len(fresh) - replaced, replaced)
 
 
 if __name__ == "__main__":

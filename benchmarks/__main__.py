@@ -14,6 +14,7 @@ COMMANDS = {
     "bench_features": ("benchmarks.bench_features", "text and poster features, cold and cached"),
     "seeds": ("benchmarks.seeds", "fit and test several seeds (or experiment overlays); mean ± std"),
     "stage_table": ("benchmarks.stage_table", "validation NDCG@10 per stage of several runs"),
+    "convergence": ("benchmarks.convergence", "best validation NDCG@10, time to it, time to reach a bar"),
     "paired": ("benchmarks.paired", "two sets of checkpoints compared user by user, bootstrap interval"),
     "side_signal": ("benchmarks.side_signal", "each side input (texts, posters) as an untrained ranker"),
     "fusion_sweep": ("benchmarks.fusion_sweep", "validation metrics of a checkpoint per fusion weight"),

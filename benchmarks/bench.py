@@ -73,7 +73,7 @@ def run_benchmark(data_dir: str, epochs: int = 5, batch_size: int = 128, min_rat
                         callbacks=[timer])
     trainer.fit(model, datamodule)
     epoch_s = statistics.median(timer.seconds[1:] or timer.seconds)
-    positions = int((datamodule.train_dataloader().dataset.targets > 0).sum())
+    positions = datamodule.train_dataloader().dataset.target_positions
     results.update(epoch_s=epoch_s, sequences_per_s=splits.num_users / epoch_s, positions_per_s=positions / epoch_s,
                    eval_full_ranking_s=time_full_ranking(model, datamodule, trainer.strategy.root_device),
                    peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)

@@ -13,8 +13,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-# tests/ -> repo root -> its parent, which holds shared/data
-REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from paths import REAL_DATA  # noqa: E402  (after the environment above)
 
 
 def _genre_flags(*indices: int) -> str:

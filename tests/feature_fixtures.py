@@ -17,7 +17,7 @@ from ur4rec.features.text_embeddings import TextEncoder
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from paths import REAL_DATA as SHARED_DATA  # noqa: E402
 
 
 class HashTextEncoder(TextEncoder):

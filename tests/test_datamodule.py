@@ -8,6 +8,7 @@ import torch
 
 from feature_fixtures import HashTextEncoder
 from synthetic import write_ml100k
+from ur4rec.data.datasets import window_ends
 from ur4rec.datamodule import EpochShuffleSampler, UR4RecDataModule
 from ur4rec.features.tables import build_feature_tables
 
@@ -22,17 +23,68 @@ def dm(tmp_path):
 
 def test_training_samples_shift_by_one_and_keep_the_latest_window(dm):
     s = dm.splits
+    dm.hparams.train_windows = "last"
     dataset = dm.train_dataloader().dataset
     for user in range(3):
         train = s.train[user]  # 13 items: 15 minus validation and test
         sample = dataset[user]
         assert sample["input"].tolist() == train[-11:-1].tolist()
         assert sample["target"].tolist() == train[-10:].tolist()
-    short = UR4RecDataModule(dm.hparams.data_dir, max_seq_len=20, num_sampled_negatives=30)
+    short = UR4RecDataModule(dm.hparams.data_dir, max_seq_len=20, num_sampled_negatives=30, train_windows="last")
     sample = short.train_dataloader().dataset[0]
     train = short.load().train[0]
     assert sample["input"].tolist() == [0] * 8 + train[:-1].tolist()  # left-padded
     assert sample["target"].tolist() == [0] * 8 + train[1:].tolist()
+
+
+def transitions_of(dataset, epoch: int = 0) -> dict[int, list[tuple[int, int]]]:
+    """user -> every (input item, target item) pair the epoch's windows train on (padding left out)."""
+    seen: dict[int, list[tuple[int, int]]] = {}
+    for index in range(len(dataset)):
+        sample = dataset[epoch * len(dataset) + index]
+        pairs = [(int(i), int(t)) for i, t in zip(sample["input"], sample["target"]) if t > 0]
+        seen.setdefault(int(sample["user"]), []).extend(pairs)
+    return seen
+
+
+@pytest.mark.parametrize("stride", [None, 3])
+def test_sliding_windows_train_every_transition_of_every_user(dm, stride):
+    """The default: no transition is thrown away (``last`` keeps only each user's latest window)."""
+    dm.hparams.window_stride = stride
+    dataset = dm.train_dataloader().dataset
+    seen = transitions_of(dataset)
+    for user, train in enumerate(dm.splits.train):
+        every = list(zip(train[:-1].tolist(), train[1:].tolist()))
+        if stride is None:  # windows of max_seq_len, max_seq_len apart: each transition exactly once
+            assert sorted(seen[user]) == sorted(every), user
+        else:  # overlapping windows: every transition at least once, nothing else
+            assert set(seen[user]) == set(every), user
+    latest = [dataset[i] for i in range(len(dataset)) if dataset[i]["latest"]]
+    assert len(latest) == len(dm.splits.train)  # one window per user ends at their latest transition
+    assert all(int(s["target"][-1]) == dm.splits.train[int(s["user"])][-1] for s in latest)
+
+
+def test_window_ends_match_a_plain_loop():
+    lengths, L, stride = np.array([1, 2, 11, 12, 25]), 10, 4
+    users, ends = window_ends(lengths, L, stride)
+    expected = [(u, e) for u, n in enumerate(lengths) for e in range(n - 1, 0, -stride)]
+    assert list(zip(users.tolist(), ends.tolist())) == expected
+
+
+def test_random_windows_are_one_per_user_drawn_from_seed_and_epoch(dm):
+    dm.hparams.train_windows = "random"
+    dataset = dm.train_dataloader().dataset
+    assert len(dataset) == len(dm.splits.train)
+    first, again, second = transitions_of(dataset, 0), transitions_of(dataset, 0), transitions_of(dataset, 1)
+    assert first == again and first != second  # fixed per epoch (so resuming redraws the same), new each epoch
+    ends = []
+    for epoch in range(200):
+        sample = dataset[epoch * len(dataset)]  # user 0's window in each epoch
+        train = dm.splits.train[int(sample["user"])]
+        end = list(train).index(int(sample["target"][-1]))  # the window ends at target train[end]
+        ends.append(end)
+        assert bool(sample["latest"]) == (end == len(train) - 1)
+    assert set(ends) == set(range(1, len(dm.splits.train[0])))  # every prefix of user 0 was drawn
 
 
 def test_evaluation_inputs_never_contain_their_target(dm):

@@ -13,15 +13,16 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from ur4rec.data.datasets import (
-    EvalDataset, PredictDataset, TrainSequenceDataset, collate_eval, draw_sampled_negatives,
+    TRAIN_WINDOWS, EvalDataset, PredictDataset, TrainSequenceDataset, collate_eval, draw_sampled_negatives,
 )
 from ur4rec.data.download import ML100K_MD5, ML100K_URL, ensure_dataset, needs_download
 from ur4rec.data.errors import DataFormatError
-from ur4rec.data.preprocessing import SequenceSplits, prepare_splits
+from ur4rec.data.preprocessing import TIE_ORDERS, SequenceSplits, prepare_splits
 from ur4rec.data.readers import RawDataset, read_dataset
 from ur4rec.errors import check
 from ur4rec.features.tables import FeatureTables, build_feature_tables
-from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL
+from ur4rec.features.image_encoders import make_image_encoder
+from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL, TextEncoder
 from ur4rec.features.texts import build_texts
 
 
@@ -32,11 +33,13 @@ class EpochShuffleSampler(Sampler[int]):
     """A permutation of ``range(n)`` that depends only on ``seed`` and the epoch (set by Lightning).
 
     With ``world_size`` > 1 each rank takes every ``world_size``-th index of the same permutation,
-    padded by wrapping so every rank runs the same number of batches (DDP needs that).
+    padded by wrapping so every rank runs the same number of batches (DDP needs that). ``tag_epoch``
+    yields ``epoch * n + index``, so a dataset (and its worker processes) knows the epoch of each draw.
     """
 
-    def __init__(self, n: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(self, n: int, seed: int, rank: int = 0, world_size: int = 1, tag_epoch: bool = False):
         self.n, self.seed, self.epoch, self.rank, self.world_size = n, seed, 0, rank, world_size
+        self.tag_epoch = tag_epoch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -45,7 +48,8 @@ class EpochShuffleSampler(Sampler[int]):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.n, generator=generator).tolist()
         order += order[: len(self) * self.world_size - self.n]  # pad to a multiple of world_size
-        return iter(order[self.rank::self.world_size])
+        offset = self.epoch * self.n if self.tag_epoch else 0
+        return iter(i + offset for i in order[self.rank::self.world_size])
 
     def __len__(self) -> int:
         return -(-self.n // self.world_size)
@@ -74,10 +78,17 @@ class UR4RecDataModule(L.LightningDataModule):
             a mistyped folder is an error, never a download.
         min_rating: keep ratings >= this (0 keeps all).
         min_user_interactions: then keep users with at least this many ratings (>= 3).
+        min_item_interactions: and items with at least this many (0 = off); with it the two rules are applied
+            in turn until both hold (the k-core of LlamaRec's protocol).
+        tie_order: equal timestamps keep the ``file`` order (default) or go by raw ``item`` id.
         max_seq_len: length of the input window fed to the sequence model.
         batch_size: training users per batch.
         eval_batch_size: users per validation/test batch.
         train_negatives: negatives per training position (for BCE/BPR; 0 for cross-entropy).
+        train_windows: which training windows an epoch holds: ``sliding`` (every transition of every user, in
+            windows ``window_stride`` apart), ``random`` (one window per user, ending at a random transition)
+            or ``last`` (each user's latest ``max_seq_len`` transitions only).
+        window_stride: step between sliding windows (default ``max_seq_len``: each transition once per epoch).
         num_sampled_negatives: negatives per user for the sampled evaluation protocol.
         seed: shuffling seed (with the epoch); the CLI links it to ``seed_everything``.
         sampled_negatives_seed: seed of the sampled-protocol negatives, kept fixed across runs and seeds.
@@ -100,10 +111,14 @@ class UR4RecDataModule(L.LightningDataModule):
         data_dir: str = DEFAULT_DATA_DIR,
         min_rating: float = 4,
         min_user_interactions: int = 5,
+        min_item_interactions: int = 0,
+        tie_order: str = "file",
         max_seq_len: int = 50,
         batch_size: int = 128,
         eval_batch_size: int = 1024,
         train_negatives: int = 0,
+        train_windows: str = "sliding",
+        window_stride: int | None = None,
         num_sampled_negatives: int = 99,
         seed: int = 42,
         sampled_negatives_seed: int = 0,
@@ -124,10 +139,14 @@ class UR4RecDataModule(L.LightningDataModule):
         check(min_user_interactions >= 3, "data.min_user_interactions",
               f"must be >= 3 (leave-one-out needs a train, a validation and a test item), got {min_user_interactions}")
         check(max_seq_len > 0, "data.max_seq_len", f"must be > 0, got {max_seq_len}")
+        check(min_item_interactions >= 0, "data.min_item_interactions", f"must be >= 0, got {min_item_interactions}")
+        check(tie_order in TIE_ORDERS, "data.tie_order", f"must be one of {TIE_ORDERS}, got {tie_order!r}")
         check(batch_size > 0, "data.batch_size", f"must be > 0, got {batch_size}")
         check(eval_batch_size > 0, "data.eval_batch_size", f"must be > 0, got {eval_batch_size}")
         check(num_sampled_negatives > 0, "data.num_sampled_negatives", f"must be > 0, got {num_sampled_negatives}")
         check(retriever_positions >= 0, "data.retriever_positions", f"must be >= 0, got {retriever_positions}")
+        check(train_windows in TRAIN_WINDOWS, "data.train_windows", f"must be one of {TRAIN_WINDOWS}, got {train_windows!r}")
+        check(window_stride is None or window_stride > 0, "data.window_stride", f"must be > 0, got {window_stride}")
         self.save_hyperparameters()
         self.raw: RawDataset | None = None
         self.splits: SequenceSplits | None = None
@@ -147,7 +166,8 @@ class UR4RecDataModule(L.LightningDataModule):
         if self.splits is None:
             hp = self.hparams
             self.raw = read_dataset(self.dataset_dir())
-            self.splits = prepare_splits(self.raw.ratings, hp.min_rating, hp.min_user_interactions)
+            self.splits = prepare_splits(self.raw.ratings, hp.min_rating, hp.min_user_interactions,
+                                         hp.min_item_interactions, hp.tie_order)
             every_item = [np.append(h, [v, t]) for h, v, t in
                           zip(self.splits.train, self.splits.valid_target, self.splits.test_target)]
             self.sampled_negatives = draw_sampled_negatives(
@@ -165,7 +185,10 @@ class UR4RecDataModule(L.LightningDataModule):
         return ensure_dataset(hp.data_dir, hp.download_url, hp.download_md5)
 
     def setup(self, stage: str | None = None) -> None:
+        """Load what ``prepare_data`` prepared: the splits, and the feature tables from the embedding cache."""
         self.load()
+        if self.hparams.features:
+            self.build_features()
 
     @property
     def num_items(self) -> int:
@@ -193,11 +216,19 @@ class UR4RecDataModule(L.LightningDataModule):
 
     @property
     def text_dim(self) -> int:
-        return self.features.text_dim if self.hparams.features else 0
+        """The text vector size, from the model's configs (nothing is embedded to learn it)."""
+        if not self.hparams.features:
+            return 0
+        return self._features.text_dim if self._features is not None else TextEncoder(self.hparams.text_model).dim
 
     @property
     def image_dim(self) -> int:
-        return self.features.image_dim if self.hparams.features else 0
+        """The poster vector size, from the encoder's configuration (no image is read to learn it)."""
+        if not self.hparams.features:
+            return 0
+        if self._features is not None:
+            return self._features.image_dim
+        return make_image_encoder(self.hparams.image_encoder, self.hparams.image_model).dim
 
     def _user_text(self) -> torch.Tensor | None:
         return self.features.user_text if self.hparams.features else None
@@ -211,10 +242,11 @@ class UR4RecDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         s, hp = self.load(), self.hparams
-        dataset = TrainSequenceDataset(s.train, s.num_items, hp.max_seq_len, hp.train_negatives, self._user_text())
+        dataset = TrainSequenceDataset(s.train, s.num_items, hp.max_seq_len, hp.train_negatives, self._user_text(),
+                                       hp.train_windows, hp.window_stride, hp.seed)
         # The loader's own generator keeps iterator creation from drawing on the global RNG, which is
         # checkpointed for dropout and negatives (see RNGStateCheckpoint).
-        sampler = EpochShuffleSampler(len(dataset), hp.seed, *self._ranks())
+        sampler = EpochShuffleSampler(len(dataset), hp.seed, *self._ranks(), tag_epoch=True)
         return DataLoader(dataset, batch_size=hp.batch_size, sampler=sampler,
                           num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0,
                           generator=torch.Generator().manual_seed(hp.seed))

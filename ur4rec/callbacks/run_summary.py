@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import lightning as L
@@ -39,12 +40,26 @@ def shown(path: str | os.PathLike) -> str:
 
 
 class FitSummary(L.Callback):
-    """Keeps the validation metrics of the best epoch by ``monitor`` and prints the summary at the end of fit."""
+    """Keeps the validation metrics of the best epoch by ``monitor``, logs ``time/fit_seconds`` (wall-clock
+    seconds of training so far, summed over resumed runs) at every validation, and prints the summary at
+    the end of fit."""
 
     def __init__(self, monitor: str = "val/ndcg@10"):
         self.monitor = monitor
         self.best: dict[str, float] = {}
         self.argv: list[str] | None = None  # the fit's command line (set by the CLI; default sys.argv)
+        self.seconds_before = 0.0  # training seconds of the runs this one resumed
+        self._start = time.perf_counter()
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.seconds_before + time.perf_counter() - self._start
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking and trainer.state.fn == "fit":
+            pl_module.log("time/fit_seconds", self.elapsed(), on_step=False, on_epoch=True)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         metrics = trainer.callback_metrics
@@ -73,7 +88,7 @@ class FitSummary(L.Callback):
         rank_zero_info("\n".join(lines))
 
     def state_dict(self) -> dict:
-        return {"best": dict(self.best)}
+        return {"best": dict(self.best), "seconds": self.elapsed()}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.best = dict(state_dict["best"])
+        self.best, self.seconds_before = dict(state_dict["best"]), float(state_dict.get("seconds", 0.0))

@@ -33,33 +33,73 @@ def sample_negatives(positives: torch.Tensor, num_items: int, shape: tuple[int, 
     return r + 1 + torch.searchsorted(q, r, right=True)
 
 
-class TrainSequenceDataset(Dataset):
-    """One sample per user: the last ``max_seq_len`` training transitions.
+TRAIN_WINDOWS = ("last", "sliding", "random")
 
-    ``input[t]`` predicts ``target[t]`` (the next item); both are left-padded with 0 to ``max_seq_len``.
+
+def window_ends(lengths: np.ndarray, max_seq_len: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """(user, end) of every sliding window: a user with ``n`` items has ``n - 1`` transitions, and windows end
+    at transition ``n - 1``, ``n - 1 - stride``, ... while any transition is left (``stride = max_seq_len``:
+    every transition is a target exactly once). Vectorized: no per-user Python."""
+    transitions = np.maximum(lengths - 1, 0)
+    counts = -(-transitions // stride)  # (U,) windows per user (0 for a user with one item)
+    users = np.repeat(np.arange(len(lengths)), counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    ends = transitions[users] - stride * (np.arange(len(users)) - first)
+    return users, ends
+
+
+class TrainSequenceDataset(Dataset):
+    """Training windows of ``max_seq_len`` transitions: ``input[t]`` predicts ``target[t]`` (the next item),
+    both left-padded with 0.
+
+    ``windows``: ``last`` (one sample per user, their latest ``max_seq_len`` transitions), ``sliding`` (every
+    transition of every user per epoch, in windows ``stride`` apart, latest first) or ``random`` (one sample
+    per user per epoch, ending at a transition drawn uniformly from ``seed`` and the epoch: every prefix
+    is equally likely, as when training on all prefixes). ``latest`` marks the windows that end at the
+    user's latest transition (the retriever trains on those only: its user texts leave those items out).
     With ``num_negatives`` > 0, ``negative`` holds that many items per position that the user never
     trained on (for BCE/BPR losses); they are redrawn on every access.
     """
 
     def __init__(self, train: list[np.ndarray], num_items: int, max_seq_len: int, num_negatives: int = 0,
-                 user_text: torch.Tensor | None = None):
-        self.train = train
+                 user_text: torch.Tensor | None = None, windows: str = "last", stride: int | None = None,
+                 seed: int = 0):
+        if windows not in TRAIN_WINDOWS:
+            raise ValueError(f"data.train_windows must be one of {TRAIN_WINDOWS}, got {windows!r}")
+        self.train, self.windows, self.seed = train, windows, seed
         self.user_text = user_text  # (U, Dt) preference-text vectors, or None without features
-        self.num_items = num_items
-        self.num_negatives = num_negatives
-        self.inputs = torch.stack([left_pad(s[:-1], max_seq_len) for s in train])  # (U, L)
-        self.targets = torch.stack([left_pad(s[1:], max_seq_len) for s in train])  # (U, L)
+        self.num_items, self.max_seq_len, self.num_negatives = num_items, max_seq_len, num_negatives
         self.positives = [torch.as_tensor(s, dtype=torch.long) for s in train]
+        self.transitions = np.array([max(len(s) - 1, 0) for s in train])  # (U,)
+        if windows == "sliding":
+            self.users, self.ends = window_ends(self.transitions + 1, max_seq_len, stride or max_seq_len)
+        else:
+            self.users, self.ends = np.arange(len(train)), self.transitions
 
     def __len__(self) -> int:
-        return len(self.train)
+        return len(self.users)
 
-    def __getitem__(self, user: int) -> dict[str, torch.Tensor]:
-        sample = {"user": torch.tensor(user), "input": self.inputs[user], "target": self.targets[user]}
+    @property
+    def target_positions(self) -> int:
+        """Target positions of one epoch (``random``: those of the latest windows, the most it can be)."""
+        return int(np.minimum(self.ends, self.max_seq_len).sum())
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        """``index`` is ``epoch * len(self) + window`` (:class:`EpochShuffleSampler` with ``tag_epoch``), so the
+        epoch reaches worker processes too; a plain window index is epoch 0."""
+        epoch, index = divmod(int(index), len(self))
+        user, end = int(self.users[index]), int(self.ends[index])
+        if self.windows == "random" and self.transitions[user] > 0:
+            draw = np.random.default_rng((self.seed, epoch, user))
+            end = int(draw.integers(1, self.transitions[user] + 1))
+        sequence, start = self.train[user], max(0, end - self.max_seq_len)
+        sample = {"user": torch.tensor(user), "input": left_pad(sequence[start:end], self.max_seq_len),
+                  "target": left_pad(sequence[start + 1:end + 1], self.max_seq_len),
+                  "latest": torch.tensor(end == self.transitions[user])}
         if self.user_text is not None:
             sample["user_text"] = self.user_text[user]
         if self.num_negatives:
-            shape = (self.inputs.shape[1], self.num_negatives)
+            shape = (self.max_seq_len, self.num_negatives)
             sample["negative"] = sample_negatives(self.positives[user], self.num_items, shape)  # (L, K)
         return sample
 
@@ -109,6 +149,11 @@ class PredictDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.users)
+
+    @property
+    def target_positions(self) -> int:
+        """Target positions of one epoch (``random``: those of the latest windows, the most it can be)."""
+        return int(np.minimum(self.ends, self.max_seq_len).sum())
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         user = self.users[index]

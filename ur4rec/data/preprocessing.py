@@ -69,23 +69,38 @@ def _check_columns(ratings: pd.DataFrame, columns: tuple[str, ...] = REQUIRED_CO
         raise ValueError(f"ratings table lacks column(s) {missing}; found {list(ratings.columns)}")
 
 
-def filter_ratings(ratings: pd.DataFrame, min_rating: float = 4, min_user_interactions: int = 5) -> pd.DataFrame:
-    """Keep ratings >= ``min_rating`` (0 keeps all), then users with >= ``min_user_interactions`` of them."""
+TIE_ORDERS = ("file", "item")
+
+
+def filter_ratings(ratings: pd.DataFrame, min_rating: float = 4, min_user_interactions: int = 5,
+                   min_item_interactions: int = 0) -> pd.DataFrame:
+    """Keep ratings >= ``min_rating`` (0 keeps all), then, repeatedly until both hold, users with
+    >= ``min_user_interactions`` of them and items with >= ``min_item_interactions`` (0: no item rule; then
+    one pass over users is the whole filter)."""
     _check_columns(ratings, ("user", "item", "rating"))
     kept = ratings[ratings["rating"] >= min_rating] if min_rating > 0 else ratings
-    counts = kept.groupby("user")["item"].transform("size")
-    return kept[counts >= min_user_interactions]
+    while True:
+        users = kept.groupby("user")["item"].transform("size")
+        items = kept.groupby("item")["user"].transform("size")
+        keep = ((users >= min_user_interactions) & (items >= min_item_interactions)).to_numpy()
+        if keep.all():
+            return kept
+        kept = kept[keep]
 
 
-def order_by_time(ratings: pd.DataFrame) -> pd.DataFrame:
-    """Sort by user, then timestamp; equal timestamps keep their file order (stable)."""
+def order_by_time(ratings: pd.DataFrame, tie_order: str = "file") -> pd.DataFrame:
+    """Sort by user, then timestamp; equal timestamps keep their file order (``file``, stable) or go by raw
+    item id (``item``, as LlamaRec orders them)."""
     _check_columns(ratings, ("user", "timestamp"))
+    if tie_order not in TIE_ORDERS:
+        raise ValueError(f"data.tie_order must be one of {TIE_ORDERS}, got {tie_order!r}")
     ordered = ratings.assign(_file_order=np.arange(len(ratings)))
-    ordered = ordered.sort_values(["user", "timestamp", "_file_order"], kind="stable")
+    ties = ["item", "_file_order"] if tie_order == "item" else ["_file_order"]
+    ordered = ordered.sort_values(["user", "timestamp", *ties], kind="stable")
     return ordered.drop(columns="_file_order")
 
 
-def build_splits(ratings: pd.DataFrame) -> SequenceSplits:
+def build_splits(ratings: pd.DataFrame, tie_order: str = "file") -> SequenceSplits:
     """Remap ids and split each user's time-ordered sequence leave-one-out.
 
     Items are numbered 1..N and users 0..U-1 in increasing raw-id order. Every user needs at least
@@ -96,7 +111,7 @@ def build_splits(ratings: pd.DataFrame) -> SequenceSplits:
         raise ValueError(
             "no interactions left to split (empty ratings table): lower min_rating or min_user_interactions"
         )
-    ordered = order_by_time(ratings)
+    ordered = order_by_time(ratings, tie_order)
     raw_items = np.sort(ordered["item"].unique())
     raw_users = np.sort(ordered["user"].unique())
     items = np.searchsorted(raw_items, ordered["item"].to_numpy()) + 1
@@ -118,6 +133,7 @@ def build_splits(ratings: pd.DataFrame) -> SequenceSplits:
     )
 
 
-def prepare_splits(ratings: pd.DataFrame, min_rating: float = 4, min_user_interactions: int = 5) -> SequenceSplits:
+def prepare_splits(ratings: pd.DataFrame, min_rating: float = 4, min_user_interactions: int = 5,
+                   min_item_interactions: int = 0, tie_order: str = "file") -> SequenceSplits:
     """Filter, order and split in one call (the DataModule's pipeline)."""
-    return build_splits(filter_ratings(ratings, min_rating, min_user_interactions))
+    return build_splits(filter_ratings(ratings, min_rating, min_user_interactions, min_item_interactions), tie_order)

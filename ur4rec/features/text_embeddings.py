@@ -7,6 +7,7 @@ is loaded lazily: a run whose texts are all cached never imports sentence-transf
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,22 @@ def text_model_identity(model: str) -> str:
     return str(path.resolve()) if path.exists() else model
 
 
+def configured_dim(folder: Path) -> int | None:
+    """A sentence-transformers folder's output size read from ``modules.json`` (the last Dense layer's
+    ``out_features``, else the pooling's ``word_embedding_dimension``); None when it cannot be read."""
+    try:
+        modules = json.loads((folder / "modules.json").read_text())
+        dim = None
+        for module in modules:
+            kind = module["type"].rsplit(".", 1)[-1]
+            if kind in ("Pooling", "Dense"):
+                config = json.loads((folder / module["path"] / "config.json").read_text())
+                dim = int(config["word_embedding_dimension" if kind == "Pooling" else "out_features"])
+        return dim
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 class TextEncoder:
     """A lazily loaded sentence-transformers model producing L2-normalised float32 vectors."""
 
@@ -77,6 +94,11 @@ class TextEncoder:
 
     @property
     def dim(self) -> int:
+        """The vector size, from the model folder's module configs when it has them (no weights loaded)."""
+        if self._model is None:
+            dim = configured_dim(Path(resolve_text_model(self.model_name)))
+            if dim is not None:
+                return dim
         model = self.load()
         get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get())

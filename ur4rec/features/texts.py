@@ -1,7 +1,8 @@
 """User and item texts, with or without LLM output.
 
 Item text, by precedence: the LLM description (``item_descriptions.json``), else the plot/review text
-of ``text.xls`` (:attr:`RawDataset.item_texts`), else the template ``"{title}. Genres: {g1}, {g2}"``.
+of ``text.xls`` (:attr:`RawDataset.item_texts`), else the template ``"{title}. Genres: {g1}, {g2}"``
+(with ``". Tags: ..."``, the item's most frequent user tags, where the data has them).
 
 User text: the LLM preference (``user_preferences.json``), else a deterministic profile built ONLY
 from the user's training items (``splits.train[u]``): genre counts and the most recent titles. The
@@ -137,10 +138,12 @@ def load_llm_texts(llm_dir: str | Path | None) -> LLMTexts:
 # ---------------------------------------------------------------------------------------------- templates
 
 
-def item_template(title: str, genres: Sequence[str]) -> str:
-    """``"{title}. Genres: {g1}, {g2}"`` (just ``"{title}."`` without genres)."""
+def item_template(title: str, genres: Sequence[str], tags: Sequence[str] = ()) -> str:
+    """``"{title}. Genres: {g1}, {g2}"`` (just ``"{title}."`` without genres), then ``". Tags: {t1}, {t2}"``
+    when users tagged the item (the MovieLens CSV releases' ``tags.csv``)."""
     title = title.strip() or "Untitled"
-    return f"{title}. Genres: {', '.join(genres)}" if genres else f"{title}."
+    text = f"{title}. Genres: {', '.join(genres)}" if genres else f"{title}."
+    return f"{text.rstrip('.')}. Tags: {', '.join(tags)}" if tags else text
 
 
 def user_profile(
@@ -192,7 +195,7 @@ def build_texts(
             item_sources.append(SOURCE_PLOT)
         else:
             title, genres = meta.get(raw_item, (f"Item {raw_item}", ()))
-            item_texts.append(item_template(title, genres))
+            item_texts.append(item_template(title, genres, raw.item_tags.get(raw_item, ())))
             item_sources.append(SOURCE_TEMPLATE)
 
     raw_items = splits.raw_item_ids

@@ -251,7 +251,9 @@ class UR4Rec(nn.Module):
         recent = min(self.retriever_config.positions, target.shape[1])
         states = hidden[:, -recent:].flatten(0, 1)  # (P, D), P = B * recent: each position predicts its next item
         positives = target[:, -recent:].flatten()  # (P,), 0 = padding
-        real = positives > 0  # (P,)
+        latest = batch["latest"] if "latest" in batch else torch.ones_like(target[:, 0], dtype=torch.bool)  # (B,)
+        # only windows that end at the user's latest transition: the user texts leave exactly those items out
+        real = (positives > 0) & latest[:, None].expand(-1, recent).flatten()  # (P,)
         user_text = batch["user_text"][:, None, :].expand(-1, recent, -1).flatten(0, 1)  # (P, Dt)
         recent_text = self.recent_item_text(batch["input"], recent)  # (B, recent, Dt) or None
         out = self.retrieve(states, user_text, None if recent_text is None else recent_text.flatten(0, 1))

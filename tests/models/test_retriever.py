@@ -80,9 +80,16 @@ def test_switched_off_experts_are_not_built():
 
 
 def test_scoring_is_batched_not_per_user(retriever):
-    """Scoring users together or one at a time gives the same scores (no cross-user mixing)."""
+    """One pass scores the whole batch: each item projection runs once for 5 users (a per-user loop would
+    run it 5 times), and a user's scores do not depend on the other users in the batch."""
     args = inputs(batch=5)
+    calls = []
+    hooks = [getattr(retriever, name).register_forward_hook(lambda *_: calls.append(1))
+             for name in ("preference_items", "description_items", "image_items")]
     together = retriever(*args).scores
+    for hook in hooks:
+        hook.remove()
+    assert len(calls) == 3  # one call per expert for the whole batch
     alone = torch.cat([retriever(args[0][i:i + 1], args[1][i:i + 1], *args[2:]).scores for i in range(5)])
     torch.testing.assert_close(together, alone)
 
@@ -111,6 +118,7 @@ def test_learned_fusion_weight_gets_gradient():
     assert fusion.sasrec_weight.item() == pytest.approx(0.4)
     loss = -fusion(torch.randn(2, N + 1), torch.randn(2, N + 1))[:, 1:].logsumexp(-1).sum()
     loss.backward()
-    assert fusion.weight_logit.grad is not None and math.isfinite(fusion.weight_logit.grad.item())
+    grad = fusion.weight_logit.grad
+    assert grad is not None and math.isfinite(grad.item()) and grad.item() != 0.0
     with pytest.raises(ValueError):
         ScoreFusion(1.5)

@@ -143,3 +143,16 @@ def test_strategies_are_off_by_default():
     module = make_module()
     losses = joint_losses(module, batch())
     assert module.contrastive is None and "contrastive" not in losses and "distill" not in losses
+
+
+def test_the_retriever_trains_only_on_windows_ending_at_the_latest_transition():
+    """Earlier windows name their targets in the user's text (which leaves out only the latest items), so
+    their positions must not train the retriever; SASRec's loss uses every window."""
+    module, data = make_module().eval(), batch()  # no dropout: the same positions give the same losses
+    every = joint_losses(module, {**data, "latest": torch.ones(4, dtype=torch.bool)})
+    one = joint_losses(module, {**data, "latest": torch.tensor([True, False, False, False])})
+    none = joint_losses(module, {**data, "latest": torch.zeros(4, dtype=torch.bool)})
+    torch.testing.assert_close(every["sasrec"], one["sasrec"])
+    only_first = joint_losses(module, {k: v[:1] for k, v in data.items()})
+    torch.testing.assert_close(one["retriever"], only_first["retriever"])  # the masked users count for nothing
+    assert none["retriever"].item() == 0.0 and every["retriever"].item() > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sqlite3
 
 import numpy as np
@@ -15,7 +16,7 @@ except ImportError:
 
 from ur4rec.features.cache import EmbeddingCache, content_key
 from ur4rec.features.text_embeddings import (
-    DEFAULT_TEXT_MODEL, TextEncoder, embed_texts, equal_length_batches, resolve_text_model,
+    DEFAULT_TEXT_MODEL, TextEncoder, configured_dim, embed_texts, equal_length_batches, resolve_text_model,
 )
 
 TEXTS = ["A thriller about a heist.", "A romantic comedy in Paris.", "Space opera with robots.", "", "A war drama."]
@@ -158,3 +159,21 @@ def test_an_interrupted_run_keeps_the_chunks_already_embedded(tmp_path):
     result = embed_texts(texts, resumed, cache_dir=tmp_path, chunk_size=2)
     assert (result.computed, result.cached) == (3, 2) and resumed.encoded == [texts[2:4], texts[4:]]
     assert np.allclose(result.vectors, np.stack([hash_vector(t) for t in texts]))
+
+
+def test_the_vector_size_is_read_from_the_model_configs_without_loading_it(tmp_path):
+    _require_minilm()
+    encoder = TextEncoder()
+    assert encoder.dim == 384 and not encoder.loaded
+    folder = tmp_path / "st"
+    (folder / "1_Pooling").mkdir(parents=True)
+    (folder / "2_Dense").mkdir()
+    (folder / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}]))
+    (folder / "1_Pooling/config.json").write_text(json.dumps({"word_embedding_dimension": 768}))
+    (folder / "2_Dense/config.json").write_text(json.dumps({"in_features": 768, "out_features": 256}))
+    assert configured_dim(folder) == 256  # a Dense layer after pooling sets the size
+    (folder / "modules.json").write_text("{broken")
+    assert configured_dim(folder) is None  # then the model itself is asked

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for llm_server
 from llm_server import FakeLLMServer, user_message  # noqa: E402
 
 from ur4rec.llm.generate import main  # noqa: E402

@@ -8,9 +8,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from ur4rec.checkpoint_io import load_checkpoint_file, upgrade_checkpoint
+from ur4rec.checkpoint_io import load_checkpoint_file, sasrec_weights, upgrade_checkpoint
 from ur4rec.cli import UR4RecCLI
-from ur4rec.module import UR4RecModule, sasrec_weights
+from ur4rec.module import UR4RecModule
 from ur4rec.vocabulary import SCORE_SASREC, STAGE_POLICY
 
 

@@ -158,3 +158,19 @@ def test_sigterm_exits_non_zero_and_says_how_to_resume(workdir):
     assert process.returncode == 143, output[-2000:]
     assert "terminated (SIGTERM)" in output and "--ckpt_path checkpoints/term/on_exception.ckpt" in output
     assert torch.load(workdir / "checkpoints/term/on_exception.ckpt", weights_only=True)["global_step"] > 0
+
+
+def test_the_new_item_protocol_logs_every_slice_with_its_users(workdir):
+    with pytest.warns(UserWarning, match="new items are scored by SASRec item embeddings that never trained"):
+        main(["fit", *SASREC, "--run_name=cold", "--stages.pretrain_sasrec=1", "--data.cold_item_fraction=0.2"])
+    metrics = main(["test", *SASREC, "--run_name=cold", "--ckpt_path=best",
+                    "--data.cold_item_fraction=0.2"]).trainer.callback_metrics
+    users = {name: int(metrics[f"test_{name}/users"]) for name in ("cold", "warm", "cold_new")}
+    assert users["cold"] > 0 and users["cold"] + users["warm"] == 40 and users["cold_new"] == users["cold"]
+    for group in ("pop_0-9", "pop_10-29", "pop_30-99", "pop_100+"), ("hist_0-10", "hist_11-30", "hist_31-100",
+                                                                         "hist_101+"):
+        assert sum(int(metrics[f"test_{name}/users"]) for name in group) == 40
+    # all users' NDCG@10 is the user-weighted mean of the cold and warm slices'
+    mean = (users["cold"] * metrics["test_cold/ndcg@10"] + users["warm"] * metrics["test_warm/ndcg@10"]) / 40
+    assert float(mean) == pytest.approx(float(metrics["test/ndcg@10"]), abs=1e-5)
+    assert metrics["test_cold_new/mrr"] >= metrics["test_cold/mrr"]  # fewer competitors: never a worse rank

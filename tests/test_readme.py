@@ -187,6 +187,19 @@ def write_mml100k(source: Path, root: Path) -> Path:
     return root
 
 
+def write_movielens_csv(source: Path, root: Path) -> Path:
+    """The same ratings in the MovieLens CSV layout (CRLF, as published): half stars, a quoted title, tags."""
+    ratings, items, _ = _ml100k_tables(source)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = ["userId,movieId,rating,timestamp"] + [f"{u},{i},{int(r) - 0.5},{t}" for u, i, r, t in ratings]
+    (root / "ratings.csv").write_bytes("\r\n".join(rows + [""]).encode())
+    movies = ["movieId,title,genres"] + [f'{i},"{t}, The",{"|".join(g) or "(no genres listed)"}' for i, t, g in items]
+    (root / "movies.csv").write_bytes("\r\n".join(movies + [""]).encode())
+    tags = ["userId,movieId,tag,timestamp"] + [f"1,{i},tag{i % 3},1" for i, _, _ in items[:20]]
+    (root / "tags.csv").write_bytes("\r\n".join(tags + [""]).encode())
+    return root
+
+
 def write_workspace(tmp: Path) -> Path:
     """``tmp/main`` (cli.py, configs/, data the README names) beside ``tmp/shared/data``; returns ``tmp/main``."""
     work = tmp / "main"
@@ -199,6 +212,7 @@ def write_workspace(tmp: Path) -> Path:
     (shared / "llm_generated").mkdir(parents=True)
     descriptions = {str(i): f"An LLM description of Movie {i}." for i in range(2, 151, 2)}
     (shared / "llm_generated" / "item_descriptions.json").write_text(json.dumps(descriptions))
+    write_movielens_csv(ml100k, shared / "ml-latest-small")
     shutil.copytree(ml100k, work / "data" / "ml-100k")  # the main job's default folder (so nothing downloads)
     write_dat_layout(ml100k, work / "data" / "ml-1m", "users.dat")
     write_dat_layout(write_ml100k(tmp / "other", num_users=30, num_items=160, seed=1), work / "path/to/your_data",

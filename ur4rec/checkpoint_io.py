@@ -146,3 +146,12 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return super().load_checkpoint(path, map_location, weights_only)
         return load_checkpoint_file(os.fspath(path).removeprefix("file://"),
                                     map_location if map_location is not None else "cpu")
+
+
+def sasrec_weights(path: str) -> dict[str, torch.Tensor]:
+    """The SASRec weights (without their prefix) of a Lightning checkpoint of this module."""
+    state = upgrade_checkpoint(load_checkpoint_file(path))["state_dict"]
+    weights = {k.removeprefix("net.sasrec."): v for k, v in state.items() if k.startswith("net.sasrec.")}
+    if not weights:
+        raise CheckpointError(f"{path}: no SASRec weights (net.sasrec.*) in this checkpoint's state_dict")
+    return weights

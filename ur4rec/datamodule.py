@@ -17,7 +17,7 @@ from ur4rec.data.datasets import (
 )
 from ur4rec.data.download import ML100K_MD5, ML100K_URL, ensure_dataset, needs_download
 from ur4rec.data.errors import DataFormatError
-from ur4rec.data.preprocessing import TIE_ORDERS, SequenceSplits, prepare_splits
+from ur4rec.data.preprocessing import TIE_ORDERS, SequenceSplits, hold_out_new_items, prepare_splits
 from ur4rec.data.readers import RawDataset, read_dataset
 from ur4rec.errors import check
 from ur4rec.features.tables import FeatureTables, build_feature_tables
@@ -81,6 +81,9 @@ class UR4RecDataModule(L.LightningDataModule):
         min_item_interactions: and items with at least this many (0 = off); with it the two rules are applied
             in turn until both hold (the k-core of LlamaRec's protocol).
         tie_order: equal timestamps keep the ``file`` order (default) or go by raw ``item`` id.
+        cold_item_fraction: the new-item protocol (0 = off): this fraction of the items is new, never seen in
+            training or in any evaluation input; users whose target is new form the ``cold`` slice.
+        cold_item_seed: which fold of new items (folds 0..1/fraction - 1 make every item new once).
         max_seq_len: length of the input window fed to the sequence model.
         batch_size: training users per batch.
         eval_batch_size: users per validation/test batch.
@@ -113,6 +116,8 @@ class UR4RecDataModule(L.LightningDataModule):
         min_user_interactions: int = 5,
         min_item_interactions: int = 0,
         tie_order: str = "file",
+        cold_item_fraction: float = 0.0,
+        cold_item_seed: int = 0,
         max_seq_len: int = 50,
         batch_size: int = 128,
         eval_batch_size: int = 1024,
@@ -141,6 +146,8 @@ class UR4RecDataModule(L.LightningDataModule):
         check(max_seq_len > 0, "data.max_seq_len", f"must be > 0, got {max_seq_len}")
         check(min_item_interactions >= 0, "data.min_item_interactions", f"must be >= 0, got {min_item_interactions}")
         check(tie_order in TIE_ORDERS, "data.tie_order", f"must be one of {TIE_ORDERS}, got {tie_order!r}")
+        check(0 <= cold_item_fraction < 1, "data.cold_item_fraction", f"must be in [0, 1), got {cold_item_fraction}")
+        check(cold_item_seed >= 0, "data.cold_item_seed", f"must be >= 0, got {cold_item_seed}")
         check(batch_size > 0, "data.batch_size", f"must be > 0, got {batch_size}")
         check(eval_batch_size > 0, "data.eval_batch_size", f"must be > 0, got {eval_batch_size}")
         check(num_sampled_negatives > 0, "data.num_sampled_negatives", f"must be > 0, got {num_sampled_negatives}")
@@ -166,12 +173,17 @@ class UR4RecDataModule(L.LightningDataModule):
         if self.splits is None:
             hp = self.hparams
             self.raw = read_dataset(self.dataset_dir())
-            self.splits = prepare_splits(self.raw.ratings, hp.min_rating, hp.min_user_interactions,
-                                         hp.min_item_interactions, hp.tie_order)
-            every_item = [np.append(h, [v, t]) for h, v, t in
-                          zip(self.splits.train, self.splits.valid_target, self.splits.test_target)]
+            splits = prepare_splits(self.raw.ratings, hp.min_rating, hp.min_user_interactions, hp.min_item_interactions,
+                                    hp.tie_order)
+            # negatives are items the user never interacted with, new ones included: drawn before holding out
+            every_item = [np.append(h, [v, t]) for h, v, t in zip(splits.train, splits.valid_target, splits.test_target)]
             self.sampled_negatives = draw_sampled_negatives(
-                every_item, self.splits.num_items, hp.num_sampled_negatives, hp.sampled_negatives_seed)
+                every_item, splits.num_items, hp.num_sampled_negatives, hp.sampled_negatives_seed)
+            if hp.cold_item_fraction > 0:
+                held = hold_out_new_items(splits, hp.cold_item_fraction, hp.cold_item_seed)
+                self.sampled_negatives = self.sampled_negatives[np.isin(splits.raw_user_ids, held.raw_user_ids)]
+                splits = held
+            self.splits = splits
         return self.splits
 
     def dataset_dir(self):
@@ -259,6 +271,11 @@ class UR4RecDataModule(L.LightningDataModule):
         s = self.load()
         return self._eval_loader([s.test_history(u) for u in range(s.num_users)], s.test_target)
 
+    def new_item_mask(self) -> torch.Tensor | None:
+        """(N + 1,) bool: the items held out as new under ``cold_item_fraction`` (None when off)."""
+        s = self.load()
+        return None if s.new_items is None else torch.from_numpy(s.new_items)
+
     def predict_dataloader(self) -> DataLoader:
         """Every requested user with all their known interactions (recommend what comes next)."""
         s, hp = self.load(), self.hparams
@@ -284,8 +301,12 @@ class UR4RecDataModule(L.LightningDataModule):
         return [""] + [str(titles.get(int(raw), "")) for raw in s.raw_item_ids[1:]]
 
     def _eval_loader(self, histories: list[np.ndarray], targets: np.ndarray) -> DataLoader:
-        hp = self.hparams
-        dataset = EvalDataset(histories, targets, self.sampled_negatives, hp.max_seq_len, self._user_text())
+        hp, s = self.hparams, self.load()
+        per_user = {"target_count": torch.from_numpy(s.item_counts()[targets]),  # training popularity of the target
+                    "history_length": torch.tensor([len(h) for h in histories])}
+        if s.new_items is not None:
+            per_user["target_new"] = torch.from_numpy(s.new_items[targets])
+        dataset = EvalDataset(histories, targets, self.sampled_negatives, hp.max_seq_len, self._user_text(), per_user)
         # each user on exactly one rank (Lightning's DistributedSampler would pad with duplicates)
         return DataLoader(dataset, batch_size=hp.eval_batch_size, sampler=ShardSampler(len(dataset), *self._ranks()),
                           collate_fn=collate_eval, num_workers=hp.num_workers)

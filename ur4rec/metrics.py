@@ -8,8 +8,10 @@ import torch
 from torchmetrics import Metric
 
 
-def full_ranking_ranks(scores: torch.Tensor, target: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-    """0-based rank of each target among all items, with the visible history masked.
+def full_ranking_ranks(scores: torch.Tensor, target: torch.Tensor, history: torch.Tensor,
+                       among: torch.Tensor | None = None) -> torch.Tensor:
+    """0-based rank of each target among all items (or the items ``among`` (N + 1,) bool marks), with the
+    visible history masked.
 
     scores: (B, N + 1) with column 0 = padding; target: (B,); history: (B, H) item ids, 0-padded.
     Items scoring equal to the target count as ranked above it (ties never favour the target);
@@ -19,6 +21,8 @@ def full_ranking_ranks(scores: torch.Tensor, target: torch.Tensor, history: torc
     target_score = scores.gather(1, target[:, None]).nan_to_num(nan=float("-inf"))  # (B, 1)
     competing = torch.ones_like(scores, dtype=torch.bool).scatter_(1, history, False)  # (B, N + 1)
     competing[:, 0] = False
+    if among is not None:
+        competing &= among[None, :]
     competing.scatter_(1, target[:, None], True)
     return (((scores >= target_score) | scores.isnan()) & competing).sum(1) - 1  # (B,)
 
@@ -43,9 +47,14 @@ class _RankMetric(Metric):
         self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, ranks: torch.Tensor) -> None:
-        self.total += self.gain(ranks).to(torch.float64).sum()
-        self.count += ranks.numel()
+    def update(self, ranks: torch.Tensor, mask: torch.Tensor | None = None) -> None:
+        """Add the gains of ``ranks`` (B,), or of the users ``mask`` (B,) bool keeps (no host synchronization)."""
+        if mask is None:
+            self.total += self.gain(ranks).to(torch.float64).sum()
+            self.count += ranks.numel()
+        else:
+            self.total += (self.gain(ranks).to(torch.float64) * mask).sum()
+            self.count += mask.sum()
 
     def compute(self) -> torch.Tensor:
         return (self.total / self.count.clamp(min=1)).float()
@@ -78,6 +87,16 @@ class MRR(_RankMetric):
 
     def gain(self, ranks: torch.Tensor) -> torch.Tensor:
         return 1.0 / (ranks.float() + 1)
+
+
+class Users(_RankMetric):
+    """How many users were counted (the size of an evaluation slice)."""
+
+    def gain(self, ranks: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(ranks, dtype=torch.float64)
+
+    def compute(self) -> torch.Tensor:
+        return self.count.float()
 
 
 def ranking_metrics(ks: tuple[int, ...] = (5, 10, 20), suffix: str = "") -> dict[str, _RankMetric]:

@@ -15,25 +15,19 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from ur4rec.checkpoint_io import upgrade_checkpoint
+from ur4rec.checkpoint_io import sasrec_weights, upgrade_checkpoint
 from ur4rec.errors import check
-from ur4rec.metrics import full_ranking_ranks, ranking_metrics, sampled_ranks
+from ur4rec.metrics import Users, full_ranking_ranks, ranking_metrics, sampled_ranks
 from ur4rec.models.ur4rec import LossWeights, RetrieverConfig, SASRecConfig, UR4Rec, plain
+from ur4rec.slices import COLD_NEW, NEW_ITEM_SLICES, SLICES, slice_masks
 from ur4rec.vocabulary import OBJECTIVE_SASREC, SASREC, SCORE_FUSED, SCORE_MODES, SCORE_SASREC
 
 CURVE_METRICS = ("ndcg@10", "hit@10")
-
-
-def sasrec_weights(path: str) -> dict[str, torch.Tensor]:
-    """The SASRec weights (without their prefix) of a Lightning checkpoint of this module."""
-    state = upgrade_checkpoint(torch.load(path, map_location="cpu", weights_only=True))["state_dict"]
-    weights = {k.removeprefix("net.sasrec."): v for k, v in state.items() if k.startswith("net.sasrec.")}
-    if not weights:
-        raise ValueError(f"{path}: no SASRec weights (net.sasrec.*) in this checkpoint's state_dict")
-    return weights
+SLICES_OF = {"val": NEW_ITEM_SLICES, "test": SLICES}  # validation: the new-item slices only
 
 
 def _adamw(params) -> torch.optim.Optimizer:
@@ -48,18 +42,15 @@ def _as(config_type, value):
 class UR4RecModule(L.LightningModule):
     """Trains the UR4Rec model built from ``sasrec``, ``retriever`` (None = SASRec alone) and ``loss_weights``.
 
-    Args:
-        num_items, max_seq_len, text_dim, image_dim: linked from the DataModule by the CLI.
+    Args (``num_items``, ``max_seq_len``, ``text_dim``, ``image_dim`` are linked from the DataModule):
         sasrec_optimizer, retriever_optimizer: build each module's optimizer from its parameters.
-        sasrec_scheduler, retriever_scheduler: optional epoch-based learning-rate schedulers; each steps
-            once after every epoch in which its optimizer stepped (a frozen module's schedule pauses).
-        gradient_clip_val: max gradient norm per optimizer (None disables clipping).
-        eval_ks: cut-offs for Hit@K and NDCG@K. top_k: recommendations per user from ``predict``.
-        max_nonfinite_steps: a batch whose loss is NaN/inf is skipped; this many in a row stop the run.
-        sasrec_checkpoint: a fresh fit starts SASRec from this checkpoint's SASRec weights (the stages
-            callback then skips ``pretrain_sasrec``).
-        score_mode: how ``test``/``predict`` rank; None = the mode the loaded checkpoint was validated with
-            (recorded by the stages callback), else ``fused`` with a retriever and ``sasrec`` without.
+        sasrec_scheduler, retriever_scheduler: optional epoch-based schedulers, each stepped after every epoch
+            in which its optimizer stepped (a frozen module's schedule pauses).
+        gradient_clip_val: max gradient norm per optimizer (None: no clipping). eval_ks: Hit@K/NDCG@K cut-offs.
+        top_k: recommendations per user. max_nonfinite_steps: NaN/inf batches in a row that stop the run.
+        sasrec_checkpoint: a fresh fit starts SASRec from this checkpoint (``pretrain_sasrec`` is skipped).
+        score_mode: how ``test``/``predict`` rank; None = the mode the loaded checkpoint was validated with,
+            else ``fused`` with a retriever and ``sasrec`` without.
     """
 
     def __init__(
@@ -111,6 +102,9 @@ class UR4RecModule(L.LightningModule):
         self.nonfinite_steps = self.consecutive_nonfinite = 0
         self.val_metrics = nn.ModuleDict({**ranking_metrics(eval_ks), **ranking_metrics(eval_ks, "_sampled")})
         self.test_metrics = nn.ModuleDict({**ranking_metrics(eval_ks), **ranking_metrics(eval_ks, "_sampled")})
+        self.slice_metrics = nn.ModuleDict({f"{split}_{name}": nn.ModuleDict({**ranking_metrics(eval_ks), "users": Users()})
+                                            for split, names in SLICES_OF.items() for name in names})
+        self.register_buffer("new_items", torch.zeros(num_items + 1, dtype=torch.bool), persistent=False)
 
     # ------------------------------------------------------------------------------------------ setup
 
@@ -135,6 +129,12 @@ class UR4RecModule(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        new_items = datamodule.new_item_mask() if datamodule is not None else None
+        if new_items is not None:  # the new-item protocol: the cold users are also ranked among new items only
+            self.new_items.copy_(new_items)
+            if self.net.retriever is None:
+                rank_zero_warn("data.cold_item_fraction > 0 with model.retriever null: new items are scored by SASRec "
+                               "item embeddings that never trained (expect near-random ranks for them)")
         if self.net.retriever is not None and datamodule is not None:
             tables = datamodule.features
             self.net.set_item_features(tables.item_text, tables.item_image, tables.image_mask)
@@ -224,6 +224,12 @@ class UR4RecModule(L.LightningModule):
             self.log(f"{split}/{name}", metric, batch_size=batch_size, prog_bar=split == "val" and name == "ndcg@10")
             if split == "val" and self.curve_prefix and name in CURVE_METRICS:
                 self.log(f"{self.curve_prefix}/{name}", metric, batch_size=batch_size)
+        for slice_name, mask in slice_masks(batch, SLICES_OF[split]).items():
+            ranks = full_ranking_ranks(scores, batch["target"], batch["history"], self.new_items) \
+                if slice_name == COLD_NEW else full
+            for name, metric in self.slice_metrics[f"{split}_{slice_name}"].items():
+                metric.update(ranks, mask)
+                self.log(f"{split}_{slice_name}/{name}", metric, batch_size=batch_size)
         if out is not None:
             for e, expert in enumerate(self.net.retriever.experts):
                 self.log(f"{split}/router_{expert}", out.weights[:, e].mean(), batch_size=batch_size)

@@ -15,7 +15,8 @@ from ur4rec.callbacks.alternating import relative_change
 from ur4rec.callbacks.stages import current_stage
 from ur4rec.datamodule import UR4RecDataModule
 from ur4rec.features.tables import build_feature_tables
-from ur4rec.module import UR4RecModule, sasrec_weights
+from ur4rec.checkpoint_io import sasrec_weights
+from ur4rec.module import UR4RecModule
 from ur4rec.vocabulary import STAGE_POLICY
 
 

@@ -110,7 +110,8 @@ def test_features_report_prints_counts_per_source(mml, tmp_path, monkeypatch, ca
     out = capsys.readouterr().out
     assert "items by text source: llm=2, plot=1, template=8" in out
     assert "users by text source: llm=1, template=2" in out
-    assert "posters: 4 embedded, 6 missing, 1 unreadable (encoder descriptor-v1, 201 dims" in out
+    assert "posters: 4 items with a poster vector, 6 missing, 1 unreadable (encoder descriptor-v1, 201 dims" in out
+    assert "distinct files embedded now" in out and "read from the cache" in out
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["posters_embedded"] == 4 and summary["items_by_text_source"]["llm"] == 2
 

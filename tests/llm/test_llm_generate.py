@@ -359,3 +359,15 @@ def test_an_unreachable_server_stops_the_run_early(data_dir, tmp_path, env, caps
     err = capsys.readouterr().err
     assert "8 requests in a row could not reach" in err and f"({N_CALLS - 8} prompts not sent)" in err
     assert len(rows(out)) == 8  # the eight attempts are recorded as failed, to be retried
+
+
+def test_dry_run_says_why_fewer_users_get_a_prompt_than_the_split_holds(data_dir, tmp_path, env, capsys):
+    """The README's 938 users against the dry run's 839: users whose training items all fall in the held-out
+    latest ones get no prompt; the run says so instead of leaving the numbers to disagree."""
+    env.delenv(KEY_ENV)
+    assert run(data_dir, tmp_path / "out", None, "--dry_run", "--retriever_positions", "3") == 0
+    text = capsys.readouterr().out
+    assert ("users: 3 in the split, 1 with training items before their latest 3 (--retriever_positions" in text
+            and "the other 2 keep the template profile" in text)
+    assert run(data_dir, tmp_path / "out", None, "--dry_run") == 0  # nothing held out: no note
+    assert "in the split" not in capsys.readouterr().out

@@ -113,8 +113,9 @@ class EvalDataset(Dataset):
     """
 
     def __init__(self, histories: list[np.ndarray], targets: np.ndarray, negatives: torch.Tensor, max_seq_len: int,
-                 user_text: torch.Tensor | None = None):
+                 user_text: torch.Tensor | None = None, per_user: dict[str, torch.Tensor] | None = None):
         self.user_text = user_text  # (U, Dt) or None
+        self.per_user = per_user or {}  # name -> (U,) values that go with each sample (slice membership)
         self.histories = [torch.as_tensor(h, dtype=torch.long) for h in histories]
         self.inputs = torch.stack([left_pad(h, max_seq_len) for h in histories])  # (U, L)
         self.targets = torch.as_tensor(targets, dtype=torch.long)  # (U,)
@@ -133,6 +134,7 @@ class EvalDataset(Dataset):
         }
         if self.user_text is not None:
             sample["user_text"] = self.user_text[user]
+        sample.update({name: values[user] for name, values in self.per_user.items()})
         return sample
 
 

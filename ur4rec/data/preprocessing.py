@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,6 +22,7 @@ class SequenceSplits:
     test_target: np.ndarray  # (U,)
     raw_user_ids: np.ndarray  # (U,) raw id of each remapped user
     raw_item_ids: np.ndarray  # (N + 1,) raw id of each remapped item; entry 0 (padding) is -1
+    new_items: np.ndarray | None = None  # (N + 1,) bool: items held out as new (see hold_out_new_items)
 
     @property
     def num_users(self) -> int:
@@ -39,8 +41,17 @@ class SequenceSplits:
         return self.train[user]
 
     def test_history(self, user: int) -> np.ndarray:
-        """Items visible when predicting the test target (training items, then the validation item)."""
-        return np.append(self.train[user], self.valid_target[user])
+        """Items visible when predicting the test target (training items, then the validation item unless
+        it is a new item: nothing a model sees before ranking holds a new item)."""
+        valid = self.valid_target[user]
+        return self.train[user] if self.is_new(valid) else np.append(self.train[user], valid)
+
+    def is_new(self, item: int) -> bool:
+        return self.new_items is not None and bool(self.new_items[item])
+
+    def item_counts(self) -> np.ndarray:
+        """(N + 1,) training interactions per item (what popularity slices count; never validation or test)."""
+        return np.bincount(np.concatenate([*self.train, np.zeros(0, np.int64)]), minlength=self.num_items + 1)
 
     def user_text_view(self, retriever_positions: int) -> SequenceSplits:
         """The splits that user texts (template profiles, LLM prompts) describe: each training sequence cut
@@ -58,6 +69,29 @@ class SequenceSplits:
     def user_index(self) -> dict[int, int]:
         """Raw user id -> remapped id."""
         return {int(raw): u for u, raw in enumerate(self.raw_user_ids)}
+
+
+def hold_out_new_items(splits: SequenceSplits, fraction: float, fold: int = 0) -> SequenceSplits:
+    """The new-item (cold-start) protocol: ``fraction`` of the items are new, and every interaction with one
+    leaves the training sequences (inputs and targets); validation and test targets stay as they are, so
+    some users must rank an item no model trained on. The new items are block ``fold`` of a fixed random
+    permutation of the catalog (blocks wrap around), so folds ``0..1/fraction - 1`` make every item new
+    once. Users left without a training item are dropped (a warning counts them).
+    """
+    if not 0 <= fraction < 1:
+        raise ValueError(f"data.cold_item_fraction must be in [0, 1), got {fraction}")
+    n = splits.num_items
+    size = int(round(fraction * n))
+    order = np.random.default_rng(0).permutation(n) + 1  # (N,) the same permutation for every fold
+    new = np.zeros(n + 1, dtype=bool)
+    new[order[(fold * size + np.arange(size)) % n]] = True
+    train = [t[~new[t]] for t in splits.train]
+    keep = np.array([len(t) > 0 for t in train], dtype=bool)
+    if not keep.all():
+        warnings.warn(f"data.cold_item_fraction={fraction}: dropped {int((~keep).sum())} user(s) whose every training "
+                      "item is new (no history to rank from)")
+    return replace(splits, train=[t for t, k in zip(train, keep) if k], valid_target=splits.valid_target[keep],
+                   test_target=splits.test_target[keep], raw_user_ids=splits.raw_user_ids[keep], new_items=new)
 
 
 REQUIRED_COLUMNS = ("user", "item", "rating", "timestamp")

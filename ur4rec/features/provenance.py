@@ -71,11 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         s = tables.stats
         print(f"text embeddings: {tables.text_model}, {tables.text_dim} dims"
-              f" ({s['texts_computed']} embedded, {s['texts_cached']} from cache, {s['text_embedding_seconds']:.1f} s)")
+              f" ({s['texts_computed']} distinct texts embedded now, {s['texts_cached']} read from the cache, "
+              f"{s['text_embedding_seconds']:.1f} s)")
         if tables.has_images:
-            print(f"posters: {int(tables.image_mask.sum())} embedded, {tables.images_missing} missing, "
+            print(f"posters: {int(tables.image_mask.sum())} items with a poster vector, {tables.images_missing} missing, "
                   f"{tables.images_unreadable} unreadable (encoder {tables.image_encoder}, {tables.image_dim} dims; "
-                  f"{s['images_computed']} embedded, {s['images_cached']} from cache, {s['image_embedding_seconds']:.1f} s)")
+                  f"{s['images_computed']} distinct files embedded now, {s['images_cached']} read from the cache, "
+                  f"{s['image_embedding_seconds']:.1f} s; items that share a poster file share its vector)")
         else:
             print(f"posters: none in this layout; all {tables.num_items} items masked "
                   f"(zero vectors, encoder {tables.image_encoder}, {tables.image_dim} dims)")

@@ -15,19 +15,17 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
 from pathlib import Path
 
-from ur4rec.atomic_files import atomic_write
 from ur4rec.data.errors import DataFormatError
 
 from ur4rec.llm.cache import Entry, LLMCache, cache_key, prompt_sha256
 from ur4rec.llm.client import (
     DEFAULT_BASE_URL, DEFAULT_KEY_ENV, ChatClient, LLMError, key_env_names, resolve_api_key,
 )
+from ur4rec.llm.outputs import OUTPUT_FILES, read_output, write_outputs
 from ur4rec.llm.prompts import ITEM, MAX_TOKENS, SYSTEM_PROMPT, TEMPERATURE, USER, Job, estimate_tokens
 
-OUTPUT_FILES = {USER: "user_preferences.json", ITEM: "item_descriptions.json"}
 CACHE_NAME = "llm_cache.sqlite"
 MAX_CONNECTION_FAILURES = 8  # requests in a row that could not reach the server before the run stops
 
@@ -97,10 +95,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
 
     try:
-        jobs = load_jobs(args.data_dir, kinds, args.min_rating, args.min_user_interactions, args.retriever_positions)
+        jobs, note = load_jobs(args.data_dir, kinds, args.min_rating, args.min_user_interactions,
+                               args.retriever_positions)
     except (OSError, ValueError) as err:  # DataFormatError is a ValueError
         print(f"generate: cannot read the data: {err}", file=sys.stderr)
         return 2
+    if note:
+        print(f"{'dry run' if args.dry_run else 'generate'}: {note}", file=sys.stdout if args.dry_run else sys.stderr)
     limits = {ITEM: args.num_items, USER: args.num_users}
     output_dir = Path(args.output_dir)
     cache_path = Path(args.cache) if args.cache else output_dir / CACHE_NAME
@@ -125,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                 _run(todo, client, cache, args.model_name, args.concurrency, stats)
             except KeyboardInterrupt:
                 interrupted = True
-            written = {kind: write_outputs(cache, jobs[kind], args.model_name, output_dir, kind) for kind in kinds}
+            written = {kind: write_outputs(cache, {job.raw_id: entry_for(job, args.model_name).key for job in jobs[kind]},
+                                           output_dir, kind) for kind in kinds}
     finally:
         client.close()
 
@@ -150,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def load_jobs(data_dir: str, kinds: list[str], min_rating: float, min_user_interactions: int,
-              retriever_positions: int = 10) -> dict[str, list[Job]]:
-    """All jobs per kind for the dataset, on the same splits (and user-text view) as the training DataModule."""
+              retriever_positions: int = 10) -> tuple[dict[str, list[Job]], str]:
+    """All jobs per kind for the dataset, on the same splits (and user-text view) as the training DataModule,
+    and a line that says why fewer users than the split holds get a prompt (empty when all do)."""
     from ur4rec.data.preprocessing import prepare_splits
     from ur4rec.data.readers import read_dataset
     from ur4rec.llm.prompts import item_jobs, user_jobs
@@ -161,9 +164,14 @@ def load_jobs(data_dir: str, kinds: list[str], min_rating: float, min_user_inter
     jobs: dict[str, list[Job]] = {}
     if ITEM in kinds:
         jobs[ITEM] = item_jobs(dataset, splits)
+    note = ""
     if USER in kinds:
         jobs[USER] = user_jobs(dataset, splits.user_text_view(retriever_positions), min_rating)
-    return jobs
+        if len(jobs[USER]) < splits.num_users:
+            note = (f"users: {splits.num_users} in the split, {len(jobs[USER])} with training items before their "
+                    f"latest {retriever_positions} (--retriever_positions, which the retriever trains on and user "
+                    f"texts leave out); the other {splits.num_users - len(jobs[USER])} keep the template profile")
+    return jobs, note
 
 
 def entry_for(job: Job, model: str) -> Entry:
@@ -272,45 +280,6 @@ class _Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-
-
-@dataclass(frozen=True)
-class Merge:
-    total: int  # entries in the file now
-    kept: int  # entries already there that this run did not answer
-    added: int  # new ids
-    replaced: int  # ids already there whose entry this run's answer replaced
-
-
-def read_output(path: Path) -> dict[str, str]:
-    """The entries already in an output file (``{}`` when there is none); a file that is not a JSON object
-    of texts is a :class:`DataFormatError`, so it is never overwritten."""
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DataFormatError(path, f"cannot merge new answers into it: not valid JSON ({err}); move it away "
-                              "or fix it") from None
-    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-        raise DataFormatError(path, 'cannot merge new answers into it: not a JSON object {"<raw id>": "<text>"}; '
-                              "move it away or fix it")
-    return data
-
-
-def write_outputs(cache: LLMCache, jobs: list[Job], model: str, output_dir: Path, kind: str) -> Merge:
-    """Merge every cached successful answer for ``jobs`` into the kind's JSON file (written atomically)."""
-    path = output_dir / OUTPUT_FILES[kind]
-    existing = read_output(path)
-    entries = {job.raw_id: entry_for(job, model).key for job in jobs}
-    texts = cache.ok_texts(list(entries.values()))
-    fresh = {str(raw): texts[key] for raw, key in entries.items() if key in texts}
-    merged = {**existing, **fresh}
-    ordered = dict(sorted(merged.items(), key=lambda kv: (not kv[0].lstrip("-").isdigit(), int(kv[0])
-                                                          if kv[0].lstrip("-").isdigit() else 0, kv[0])))
-    atomic_write(path, lambda file: file.write(json.dumps(ordered, indent=2, ensure_ascii=False).encode("utf-8")))
-    replaced = sum(1 for k in fresh if k in existing)
-    return Merge(len(merged), len(existing) - replaced, len(fresh) - replaced, replaced)
 
 
 if __name__ == "__main__":

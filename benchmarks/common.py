@@ -28,7 +28,8 @@ def configured(cli_args: list[str]) -> UR4RecCLI:
     cli.datamodule.setup("test")
     if cli.model.net.retriever is not None:
         tables = cli.datamodule.features
-        cli.model.net.set_item_features(tables.item_text, tables.item_image, tables.image_mask)
+        cli.model.net.set_item_features(tables.item_text, tables.item_image, tables.image_mask,
+                                        cli.datamodule.seen_item_mask())
     return cli
 
 

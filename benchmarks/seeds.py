@@ -8,6 +8,9 @@ and is tested on its best validation checkpoint (selection never looks at the te
 any other checkpoint named with ``--also_test`` (e.g. ``best-end_to_end``, the best fused model of
 the last stage), reported with that name as a prefix.
 
+``--cold_folds 0 1 2 3 4`` runs the new-item protocol once per fold (``--cold_fraction``, default 0.2: five
+folds make every item new once), runs ``<run_name>-fold<k>-seed<s>``; the table adds every test slice.
+
 ``--experiments A B ...`` runs each ``configs/experiments/<name>.yaml`` as an extra ``--config`` (runs
 ``<run_name>-<name>-seed<k>``) and prints one row per experiment instead (an ablation table):
 
@@ -31,6 +34,7 @@ from ur4rec.cli import main as cli_main
 
 REPORTED = ("test/hit@10", "test/ndcg@10", "test/hit@20", "test/ndcg@20", "test/mrr", "test/hit@10_sampled",
             "test/ndcg@10_sampled")
+SLICE_COLUMNS = ("/ndcg@10", "/hit@10", "/users")  # of every test slice (cold, warm, popularity, history)
 
 
 def fit_and_test(fit_args: list[str], seed: int, run_name: str, also_test: tuple[str, ...] = ()) -> dict[str, float]:
@@ -56,7 +60,8 @@ def fit_and_test(fit_args: list[str], seed: int, run_name: str, also_test: tuple
 
 def summarize(runs: list[dict[str, float]], also_test: tuple[str, ...] = ()) -> str:
     """A Markdown table: one row per metric with mean ± std over seeds and each seed's value."""
-    keys = [*REPORTED, *(f"{name}:{k}" for name in also_test for k in REPORTED)]
+    sliced = sorted({k for r in runs for k in r if k.startswith("test_") and k.endswith(SLICE_COLUMNS)})
+    keys = [*REPORTED, *sliced, *(f"{name}:{k}" for name in also_test for k in (*REPORTED, *sliced))]
     extra = sorted({k for r in runs for k in r if k.startswith(("joint_steps_", "switches"))})
     lines = ["| metric | mean ± std | per seed |", "|---|---|---|"]
     for key in (*keys, "epochs", "optimizer_steps", *extra, "seconds"):
@@ -95,12 +100,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at the same time")
     parser.add_argument("--experiments", nargs="*", default=[],
                         help="configs/experiments/<name>.yaml overlays, one table row each")
+    parser.add_argument("--cold_folds", type=int, nargs="*", default=[],
+                        help="the new-item protocol: one run per fold (data.cold_item_seed) of --cold_fraction")
+    parser.add_argument("--cold_fraction", type=float, default=0.2, help="data.cold_item_fraction of --cold_folds")
     parser.add_argument("fit_args", nargs=argparse.REMAINDER, help="arguments for cli.py fit, after --")
     args = parser.parse_args(argv)
     fit_args = [a for a in args.fit_args if a != "--"]
     also_test = tuple(args.also_test)
     jobs = [(name, with_overlay(fit_args, f"configs/experiments/{name}.yaml"), f"{args.run_name}-{name}", seed)
             for name in args.experiments for seed in args.seeds] \
+        or [("", [*fit_args, "--data.cold_item_fraction", str(args.cold_fraction), "--data.cold_item_seed", str(fold)],
+             f"{args.run_name}-fold{fold}", seed) for fold in args.cold_folds for seed in args.seeds] \
         or [("", fit_args, args.run_name, seed) for seed in args.seeds]
     results = run_all([job[1:] for job in jobs], also_test, args.jobs)
     print(f"seeds {args.seeds}; cli.py fit {' '.join(fit_args)}")

@@ -51,4 +51,4 @@ def small_module(num_items: int, text_dim: int = 0, image_dim: int = 0, retrieve
 def load_features(module, datamodule) -> None:
     """Put a DataModule's item tables into a module's model (what ``UR4RecModule.setup`` does under the CLI)."""
     tables = datamodule.features
-    module.net.set_item_features(tables.item_text, tables.item_image, tables.image_mask)
+    module.net.set_item_features(tables.item_text, tables.item_image, tables.image_mask, datamodule.seen_item_mask())

@@ -271,6 +271,12 @@ class UR4RecDataModule(L.LightningDataModule):
         s = self.load()
         return self._eval_loader([s.test_history(u) for u in range(s.num_users)], s.test_target)
 
+    def seen_item_mask(self) -> torch.Tensor:
+        """(N + 1,) bool: the items some training sequence holds (padding is not one)."""
+        seen = torch.from_numpy(self.load().item_counts() > 0)
+        seen[0] = False
+        return seen
+
     def new_item_mask(self) -> torch.Tensor | None:
         """(N + 1,) bool: the items held out as new under ``cold_item_fraction`` (None when off)."""
         s = self.load()

@@ -137,7 +137,8 @@ class UR4RecModule(L.LightningModule):
                                "item embeddings that never trained (expect near-random ranks for them)")
         if self.net.retriever is not None and datamodule is not None:
             tables = datamodule.features
-            self.net.set_item_features(tables.item_text, tables.item_image, tables.image_mask)
+            self.net.set_item_features(tables.item_text, tables.item_image, tables.image_mask,
+                                       datamodule.seen_item_mask())
             if self.logger is not None:  # which encoders produced this run's features
                 self.logger.log_hyperparams({"features/text_model": tables.text_model,
                                              "features/image_encoder": tables.image_encoder})

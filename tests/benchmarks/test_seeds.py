@@ -29,3 +29,12 @@ def test_overlay_goes_after_the_base_config_so_later_overrides_win():
     assert with_overlay(args, "x.yaml") == ["--config", "configs/ur4rec.yaml", "--config", "x.yaml",
                                             "--config", "mine.yaml", "--trainer.max_epochs", "3"]
     assert with_overlay(["--a", "1"], "x.yaml") == ["--config", "x.yaml", "--a", "1"]
+
+
+def test_the_summary_adds_every_test_slice():
+    runs = [{"test/ndcg@10": 0.1, "test_cold/ndcg@10": 0.02, "test_cold/users": 90.0, "test_cold/mrr": 0.5},
+            {"test/ndcg@10": 0.3, "test_cold/ndcg@10": 0.04, "test_cold/users": 110.0, "test_cold/mrr": 0.5}]
+    lines = summarize(runs).splitlines()
+    assert "| test_cold/ndcg@10 | 0.0300 ± 0.0141 | 0.0200, 0.0400 |" in lines
+    assert "| test_cold/users | 100.0000 ± 14.1421 | 90.0000, 110.0000 |" in lines
+    assert not any(line.startswith("| test_cold/mrr") for line in lines)  # slices report NDCG, Hit and users

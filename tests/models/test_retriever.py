@@ -122,3 +122,27 @@ def test_learned_fusion_weight_gets_gradient():
     assert grad is not None and math.isfinite(grad.item()) and grad.item() != 0.0
     with pytest.raises(ValueError):
         ScoreFusion(1.5)
+
+
+def test_items_never_trained_on_are_ranked_by_content_alone():
+    """A new item's untrained ID embedding (SASRec's, or the preference expert's) must not decide its rank."""
+    fusion = ScoreFusion(0.7)
+    sasrec, retriever_scores = torch.randn(3, N + 1), torch.randn(3, N + 1)
+    seen = torch.ones(N + 1, dtype=torch.bool)
+    seen[[0, 4, 9]] = False
+    fused = fusion(sasrec, retriever_scores, seen)
+    retriever_log_prob = retriever_scores[:, 1:].log_softmax(-1)
+    torch.testing.assert_close(fused[:, [4, 9]], retriever_log_prob[:, [3, 8]])  # unseen: the retriever's alone
+    torch.testing.assert_close(fused[:, 1], 0.7 * sasrec[:, 1:].log_softmax(-1)[:, 0] + 0.3 * retriever_log_prob[:, 0])
+    shuffled = sasrec.clone()
+    shuffled[:, [4, 9]] = torch.randn(3, 2) * 100  # whatever SASRec says of the unseen items
+    assert torch.equal(fusion(shuffled, retriever_scores, seen)[:, [4, 9]], fused[:, [4, 9]])
+
+    torch.manual_seed(0)
+    model = MoERetriever(N, DS, DT, DI, hidden_size=16, experts=("preference",)).eval()
+    args = inputs()
+    before = model(*args, item_seen=seen).scores
+    with torch.no_grad():
+        model.item_embedding.weight[[4, 9]] += 5.0  # the untrained IDs move
+    after = model(*args, item_seen=seen).scores
+    assert torch.equal(after[:, [4, 9]], before[:, [4, 9]]) and not torch.equal(model(*args).scores, after)

@@ -42,19 +42,26 @@ class ScoreFusion(nn.Module):
         """Overwrite the SASRec share (e.g. to compare weights on validation, ``python -m benchmarks fusion_sweep``)."""
         self.weight_logit.fill_(_logit(sasrec_weight))
 
-    def parts(self, sasrec_scores: torch.Tensor, retriever_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def parts(self, sasrec_scores: torch.Tensor, retriever_scores: torch.Tensor,
+              seen: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The SASRec and retriever terms of the fused score, each (..., N + 1) with column 0 = -inf.
 
         Only the real items (columns 1..N) enter the arithmetic, and log-probabilities are floored at
-        ``MIN_LOG_PROB`` (an item no expert can score is -inf), so no -inf ever meets the weight.
+        ``MIN_LOG_PROB`` (an item no expert can score is -inf), so no -inf ever meets the weight. ``seen``
+        (N + 1,) bool marks the items SASRec trained on; for any other item (a new one) the retriever's
+        log-probability stands in for SASRec's, so an untrained ID embedding never decides its rank.
         """
         w = self.sasrec_weight
-        sasrec = w * sasrec_scores[..., 1:].log_softmax(-1).clamp(min=MIN_LOG_PROB)
-        retriever = (1 - w) * retriever_scores[..., 1:].log_softmax(-1).clamp(min=MIN_LOG_PROB)
+        retriever_log_prob = retriever_scores[..., 1:].log_softmax(-1).clamp(min=MIN_LOG_PROB)
+        sasrec_log_prob = sasrec_scores[..., 1:].log_softmax(-1).clamp(min=MIN_LOG_PROB)
+        if seen is not None:
+            sasrec_log_prob = torch.where(seen[1:], sasrec_log_prob, retriever_log_prob)
+        sasrec, retriever = w * sasrec_log_prob, (1 - w) * retriever_log_prob
         padding = sasrec.new_full((*sasrec.shape[:-1], 1), float("-inf"))
         return torch.cat([padding, sasrec], dim=-1), torch.cat([padding, retriever], dim=-1)
 
-    def forward(self, sasrec_scores: torch.Tensor, retriever_scores: torch.Tensor) -> torch.Tensor:
+    def forward(self, sasrec_scores: torch.Tensor, retriever_scores: torch.Tensor,
+                seen: torch.Tensor | None = None) -> torch.Tensor:
         """Both (..., N + 1), column 0 = padding -> fused log-scores (..., N + 1) with column 0 = -inf."""
-        sasrec, retriever = self.parts(sasrec_scores, retriever_scores)
+        sasrec, retriever = self.parts(sasrec_scores, retriever_scores, seen)
         return sasrec + retriever

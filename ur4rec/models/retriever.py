@@ -61,10 +61,12 @@ class MoERetriever(nn.Module):
 
     def forward(self, state: torch.Tensor, user_text: torch.Tensor, item_text: torch.Tensor,
                 item_image: torch.Tensor, image_mask: torch.Tensor,
-                recent_text: torch.Tensor | None = None) -> RetrieverOutput:
+                recent_text: torch.Tensor | None = None, item_seen: torch.Tensor | None = None) -> RetrieverOutput:
         """state: (B, Ds) SASRec user state; user_text: (B, Dt); item_text: (N + 1, Dt);
         item_image: (N + 1, Di); image_mask: (N + 1,) bool, True where the item has a poster;
-        recent_text: (B, Dt) mean text vector of the user's latest items (when built with ``recent_text``)."""
+        recent_text: (B, Dt) mean text vector of the user's latest items (when built with ``recent_text``);
+        item_seen: (N + 1,) bool, the items trained on: the others' ID embeddings never trained, so the
+        preference expert scores them from their text alone."""
         preference = self.user_preference(user_text)  # (B, H)
         if (self.user_recent is None) != (recent_text is None):
             raise ValueError(f"this retriever was built with recent_text={self.user_recent is not None}; "
@@ -79,7 +81,8 @@ class MoERetriever(nn.Module):
         expert_scores, available = {}, []
         for e, name in enumerate(self.experts):
             if name == "preference":
-                items = self.preference_items(item_text) + self.item_embedding.weight  # (N + 1, H)
+                ids = self.item_embedding.weight if item_seen is None else self.item_embedding.weight * item_seen[:, None]
+                items = self.preference_items(item_text) + ids  # (N + 1, H)
                 query, present = preference, has_item
             elif name == "description":
                 items, query, present = self.description_items(item_text), context, has_item

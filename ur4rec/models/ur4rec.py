@@ -57,7 +57,8 @@ class RetrieverConfig:
     sequence, and user texts leave out the same latest training items (``data.retriever_positions``).
     ``recent_content``: the user context also sees the mean description vector of the latest this many
     items (0 = off). ``fusion_weight``: SASRec's share of the log-probability mixture (``learned_fusion``:
-    learned from that start).
+    learned from that start). ``content_for_unseen``: items no training sequence holds (new items) are
+    ranked by the retriever's content experts alone, never by an untrained ID embedding.
     """
 
     experts: tuple[str, ...] = EXPERTS
@@ -67,6 +68,7 @@ class RetrieverConfig:
     recent_content: int = 5
     fusion_weight: float = 0.7
     learned_fusion: bool = False
+    content_for_unseen: bool = True
 
     def __post_init__(self):
         self.experts = tuple(self.experts)
@@ -160,6 +162,7 @@ class UR4Rec(nn.Module):
             self.register_buffer("item_text", torch.zeros(num_items + 1, text_dim), persistent=False)
             self.register_buffer("item_image", torch.zeros(num_items + 1, max(image_dim, 1)), persistent=False)
             self.register_buffer("image_mask", torch.zeros(num_items + 1, dtype=torch.bool), persistent=False)
+            self.register_buffer("item_seen", torch.ones(num_items + 1, dtype=torch.bool), persistent=False)
 
     @property
     def module_names(self) -> tuple[str, ...]:
@@ -173,11 +176,15 @@ class UR4Rec(nn.Module):
         heads = [self.retriever, self.fusion] + ([self.contrastive] if self.contrastive is not None else [])
         return [p for head in heads for p in head.parameters()]
 
-    def set_item_features(self, item_text: torch.Tensor, item_image: torch.Tensor, image_mask: torch.Tensor) -> None:
-        """Copy the item tables (N + 1, Dt), (N + 1, Di) and (N + 1,) into the model's buffers."""
+    def set_item_features(self, item_text: torch.Tensor, item_image: torch.Tensor, image_mask: torch.Tensor,
+                          item_seen: torch.Tensor | None = None) -> None:
+        """Copy the item tables (N + 1, Dt), (N + 1, Di), (N + 1,) and the items trained on (N + 1,) bool
+        (used when ``content_for_unseen``) into the model's buffers."""
         self.item_text.copy_(item_text)
         self.item_image.copy_(item_image.reshape(self.item_image.shape))
         self.image_mask.copy_(image_mask)
+        if item_seen is not None and self.retriever_config.content_for_unseen:
+            self.item_seen.copy_(item_seen)
 
     # ------------------------------------------------------------------------------------------ scoring
 
@@ -194,7 +201,8 @@ class UR4Rec(nn.Module):
     def retrieve(self, states: torch.Tensor, user_text: torch.Tensor,
                  recent_text: torch.Tensor | None = None) -> RetrieverOutput:
         """Retriever scores for user states (B, D), preference vectors (B, Dt) and recent-item text (B, Dt)."""
-        return self.retriever(states, user_text, self.item_text, self.item_image, self.image_mask, recent_text)
+        return self.retriever(states, user_text, self.item_text, self.item_image, self.image_mask, recent_text,
+                              self.item_seen)
 
     def score_parts(self, batch: dict[str, torch.Tensor], mode: str
                     ) -> tuple[torch.Tensor, torch.Tensor, RetrieverOutput | None]:
@@ -213,7 +221,7 @@ class UR4Rec(nn.Module):
         out = self.retrieve(states, batch["user_text"], None if latest is None else latest[:, 0])
         if mode == SCORE_RETRIEVER:
             return torch.zeros_like(out.scores), out.scores, out
-        return (*self.fusion.parts(sasrec_scores, out.scores), out)
+        return (*self.fusion.parts(sasrec_scores, out.scores, self.item_seen), out)
 
     def scores(self, batch: dict[str, torch.Tensor], mode: str) -> tuple[torch.Tensor, RetrieverOutput | None]:
         """Scores of every item for each user's visible window: (B, N + 1), column 0 = padding; and the
@@ -267,7 +275,7 @@ class UR4Rec(nn.Module):
             return losses
         assert objective == OBJECTIVE_JOINT
         sasrec_scores = self.sasrec.score_all(states)  # (P, N + 1)
-        fused = self.fusion(sasrec_scores, out.scores)  # (P, N + 1)
+        fused = self.fusion(sasrec_scores, out.scores, self.item_seen)  # (P, N + 1)
         losses["fused"] = masked_cross_entropy(fused, targets)
         auxiliary = w.sasrec * losses[SASREC] + w.retriever * losses[RETRIEVER] + w.balance * losses["balance"]
         if self.contrastive is not None:

@@ -132,6 +132,20 @@ def test_report_plots_and_tables_match_the_logs(workdir, monkeypatch):
     for stage in ("pretrain_sasrec", "pretrain_retriever", "joint_finetune", "end_to_end"):
         best = metrics[f"val_{stage}/ndcg@10"].max()
         assert f"| {stage} |" in table and f"{best:.4f}" in table
+    assert "| stage | first epoch |" in table and "| joint_finetune | 2 |" in table  # stages in epochs
+    if not any(c.startswith("test/") for c in metrics.columns):  # the fit alone logs no test metrics: it says so
+        assert "None logged for this run" in table and "--run_name straight" in table
+
+
+def test_report_marks_the_switches_and_reads_epochs():
+    import pandas as pd
+
+    from ur4rec.run_report import _series, switch_epochs
+
+    metrics = pd.DataFrame({"epoch": [0, 0, 0, 0, 1, 1], "step": [0, 1, 2, 3, 4, 5],
+                            "alternating/active_is_sasrec": [1.0, 1.0, 0.0, 0.0, 1.0, None]})
+    assert switch_epochs(metrics) == [0.5, 1.0]  # the two switches, at the epochs they came
+    assert _series(metrics, "alternating/active_is_sasrec")["epoch"].tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
 def validated_straight_run(workdir: Path):

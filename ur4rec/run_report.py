@@ -21,9 +21,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after selecting the headless backend)
 import pandas as pd  # noqa: E402
-import torch  # noqa: E402
 
-from ur4rec.callbacks.stages import STAGES  # noqa: E402
+from ur4rec.checkpoint_io import load_checkpoint_file, upgrade_checkpoint  # noqa: E402
+from ur4rec.vocabulary import STAGE_POLICY, STAGES  # noqa: E402
 
 
 def load_run(run_dir: Path) -> pd.DataFrame:
@@ -35,18 +35,25 @@ def load_run(run_dir: Path) -> pd.DataFrame:
 
 
 def stage_boundaries(metrics: pd.DataFrame, checkpoint: Path | None) -> list[tuple[str, int]]:
-    """(stage, first step) from the TrainingStages state in ``checkpoint``, else from ``val_<stage>/`` columns."""
+    """(stage, first epoch) from the TrainingStages state in ``checkpoint``, else from ``val_<stage>/`` columns."""
     if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True, map_location="cpu").get("callbacks", {})
+        state = upgrade_checkpoint(load_checkpoint_file(checkpoint)).get("callbacks", {})
         for key, value in state.items():
             if key.startswith("TrainingStages"):
-                return [(t["stage"], int(t["step"])) for t in value["transitions"]]
+                return [(t["stage"], int(t["epoch"])) for t in value["transitions"]]
     bounds = []
     for stage in STAGES:
         column = f"val_{stage}/ndcg@10"
         if column in metrics and metrics[column].notna().any():
-            bounds.append((stage, int(metrics.loc[metrics[column].notna(), "step"].min())))
+            bounds.append((stage, int(metrics.loc[metrics[column].notna(), "epoch"].min())))
     return bounds
+
+
+def switch_epochs(metrics: pd.DataFrame) -> list[float]:
+    """The (fractional) epochs at which the alternating rule switched the active module."""
+    active = _series(metrics, "alternating/active_is_sasrec")
+    changed = active["value"].diff().fillna(0) != 0
+    return active.loc[changed, "epoch"].tolist()
 
 
 def best_per_stage(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -65,17 +72,25 @@ def best_per_stage(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def _plot(path: Path, series: dict[str, pd.DataFrame], bounds: list[tuple[str, int]], ylabel: str,
-          step_plot: bool = False) -> None:
-    fig, ax = plt.subplots(figsize=(8, 4))
+          step_plot: bool = False, marks: list[float] = (), mark_label: str = "") -> None:
+    """Series over epochs, a dashed line and a label at every stage start (what the objective became),
+    and dotted ``marks`` (e.g. the alternation's switches)."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     for label, frame in series.items():
         if step_plot:
-            ax.step(frame["step"], frame["value"], where="post", label=label)
+            ax.step(frame["epoch"], frame["value"], where="post", label=label)
         else:
-            ax.plot(frame["step"], frame["value"], label=label)
-    for stage, step in bounds:
-        ax.axvline(step, color="grey", linestyle="--", linewidth=0.8)
-        ax.annotate(stage, (step, 1), xycoords=("data", "axes fraction"), rotation=90, va="top", fontsize=7)
-    ax.set_xlabel("step")
+            ax.plot(frame["epoch"], frame["value"], label=label)
+    for epoch in marks:
+        ax.axvline(epoch, color="tab:red", linestyle=":", linewidth=0.6)
+    if marks:
+        ax.plot([], [], color="tab:red", linestyle=":", label=f"{mark_label} ({len(marks)})")
+    for stage, epoch in bounds:
+        ax.axvline(epoch, color="grey", linestyle="--", linewidth=0.8)
+        ax.annotate(f"{stage} ({STAGE_POLICY[stage].objective} objective)", (epoch, 0.02), xytext=(3, 0),
+                    textcoords="offset points", xycoords=("data", "axes fraction"), rotation=90, va="bottom",
+                    fontsize=7, annotation_clip=False)
+    ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
@@ -84,7 +99,11 @@ def _plot(path: Path, series: dict[str, pd.DataFrame], bounds: list[tuple[str, i
 
 
 def _series(metrics: pd.DataFrame, column: str) -> pd.DataFrame:
-    frame = metrics.loc[metrics[column].notna(), ["step", column]]
+    """``column`` over fractional epochs: a step's epoch plus its place among the epoch's logged steps."""
+    frame = metrics.loc[metrics[column].notna(), ["epoch", "step", column]].copy()
+    spans = metrics.groupby("epoch")["step"].agg(["min", "max"])
+    first, last = frame["epoch"].map(spans["min"]), frame["epoch"].map(spans["max"])
+    frame["epoch"] = frame["epoch"] + (frame["step"] - first) / (last - first + 1)
     return frame.rename(columns={column: "value"})
 
 
@@ -102,7 +121,7 @@ def write_report(run_dir: Path, output_dir: Path, checkpoint: Path | None = None
     if "alternating/active_is_sasrec" in columns:
         _plot(output_dir / "alternating.png",
               {"active module (1 = SASRec, 0 = retriever)": _series(metrics, "alternating/active_is_sasrec")},
-              bounds, "active module", step_plot=True)
+              bounds, "active module", step_plot=True, marks=switch_epochs(metrics), mark_label="switches")
     routers = {c.split("router_")[1]: _series(metrics, c) for c in sorted(columns) if c.startswith("val/router_")}
     if routers:
         _plot(output_dir / "router.png", routers, bounds, "mean router weight (validation)")
@@ -112,13 +131,17 @@ def write_report(run_dir: Path, output_dir: Path, checkpoint: Path | None = None
     lines += ["| stage | epoch | val/ndcg@10 | val/hit@10 |", "|---|---|---|---|"]
     lines += [f"| {r.stage} | {r.epoch} | {r['val/ndcg@10']:.4f} | {r['val/hit@10']:.4f} |" for _, r in best.iterrows()]
     tests = [c for c in sorted(columns) if c.startswith("test/")]
+    lines += ["", "## Test metrics", ""]
     if tests:
         last = metrics[tests].dropna(how="all").iloc[-1]
-        lines += ["", "## Test metrics", "", "| metric | value |", "|---|---|"]
+        lines += ["| metric | value |", "|---|---|"]
         lines += [f"| {c} | {last[c]:.4f} |" for c in tests if not math.isnan(last[c])]
+    else:
+        lines += [f"None logged for this run: `python cli.py test` with the run's config, `--run_name {run_dir.name}` "
+                  "and `--ckpt_path best` logs them (as a new version of this log), then run `report` again."]
     if bounds:
-        lines += ["", "## Stages", "", "| stage | first step |", "|---|---|"]
-        lines += [f"| {stage} | {step} |" for stage, step in bounds]
+        lines += ["", "## Stages", "", "| stage | first epoch |", "|---|---|"]
+        lines += [f"| {stage} | {epoch} |" for stage, epoch in bounds]
     report = output_dir / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report

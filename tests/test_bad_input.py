@@ -320,7 +320,7 @@ def test_llm_json_with_wrong_types_fails_before_touching_the_cache(tmp_path, nam
 
 
 FIT = ["fit", "--config", str(REPO / "configs/sasrec.yaml"), "--data.data_dir=data", "--run_name=run",
-       "--trainer.max_epochs=1", "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
+       "--stages.pretrain_sasrec=1", "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false",
        "--trainer.enable_model_summary=false", "--trainer.log_every_n_steps=1", "--model.sasrec.hidden_size=8",
        "--data.batch_size=8", "--data.num_sampled_negatives=5"]
 
@@ -358,3 +358,48 @@ def test_cli_entry_point_prints_the_error_without_a_traceback(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "u.data:81" in result.stderr and "expected 4" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------- degraded without a word
+
+
+def test_an_image_path_that_is_a_file_is_a_counted_warning(tmp_path):
+    root = write_mml_folder(tmp_path / "data")
+    shutil.rmtree(root / "image")
+    (root / "image").write_bytes(b"not a folder")
+    with pytest.warns(DataFormatWarning, match="image: is a file, not a folder"):
+        dm = prepared(datamodule(root, features=True))
+    assert not dm.features.image_mask.any()
+
+
+def test_ratings_above_five_are_a_counted_warning(tmp_path):
+    root = write_ml100k(tmp_path / "data", num_users=6, num_items=8, per_user=6)
+    lines = (root / "u.data").read_text().splitlines()
+    lines[3] = "\t".join(lines[3].split("\t")[:2] + ["400"] + lines[3].split("\t")[3:])
+    (root / "u.data").write_text("\n".join(lines) + "\n")
+    with pytest.warns(DataFormatWarning, match=r"u.data: 1 rating\(s\) above 5 .* e.g. 400 on line 4"):
+        datamodule(root).setup("fit")
+
+
+def test_llm_texts_for_ids_the_data_lacks_are_a_counted_warning(tmp_path):
+    root = write_layout("ml-100k", tmp_path / "data")
+    llm = write_llm(tmp_path / "llm", {"1": "A film.", "5000": "Another catalog.", "5001": "Same."}, {"77777": "x"})
+    with pytest.warns(DataFormatWarning) as caught:
+        prepared(datamodule(root, features=True, llm_dir=str(llm)))
+    messages = [str(w.message) for w in caught]
+    assert any("item_descriptions.json: 2 of its 3 ids are not items of this dataset (e.g. [5000, 5001])" in m
+               for m in messages)
+    assert any("user_preferences.json: 1 of its 1 ids are not users" in m for m in messages)
+
+
+def test_a_checkpoint_of_another_catalog_and_an_unknown_predict_user_are_one_line(tmp_path, monkeypatch):
+    from ur4rec.errors import CheckpointError, ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    write_ml100k(tmp_path / "data", num_users=10, num_items=30, per_user=8)
+    main(FIT)
+    write_ml100k(tmp_path / "other", num_users=10, num_items=40, per_user=8, seed=1)
+    with pytest.raises(CheckpointError, match=r"trained on a catalog of \d+ items; this data has 40"):
+        main(["test", *FIT[1:], "--data.data_dir=other", "--ckpt_path=checkpoints/run/last.ckpt"])
+    with pytest.raises(ConfigError, match=r"data.predict_users: unknown raw user id\(s\) \[999\]"):
+        main(["predict", *FIT[1:], "--ckpt_path=checkpoints/run/last.ckpt", "--data.predict_users=[999]"])

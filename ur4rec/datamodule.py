@@ -19,7 +19,7 @@ from ur4rec.data.download import ML100K_MD5, ML100K_URL, ensure_dataset, needs_d
 from ur4rec.data.errors import DataFormatError
 from ur4rec.data.preprocessing import TIE_ORDERS, SequenceSplits, hold_out_new_items, prepare_splits
 from ur4rec.data.readers import RawDataset, read_dataset
-from ur4rec.errors import check
+from ur4rec.errors import ConfigError, check
 from ur4rec.features.tables import FeatureTables, build_feature_tables
 from ur4rec.features.image_encoders import make_image_encoder
 from ur4rec.features.text_embeddings import DEFAULT_TEXT_MODEL, TextEncoder
@@ -291,7 +291,7 @@ class UR4RecDataModule(L.LightningDataModule):
             index = s.user_index()
             unknown = [u for u in hp.predict_users if u not in index]
             if unknown:
-                raise ValueError(f"data.predict_users: unknown raw user id(s) {unknown[:10]} in {hp.data_dir} "
+                raise ConfigError(f"data.predict_users: unknown raw user id(s) {unknown[:10]} in {hp.data_dir} "
                                  f"(after filtering with min_rating={hp.min_rating}, "
                                  f"min_user_interactions={hp.min_user_interactions})")
             users = [index[u] for u in hp.predict_users]

@@ -20,7 +20,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from ur4rec.checkpoint_io import sasrec_weights, upgrade_checkpoint
-from ur4rec.errors import check
+from ur4rec.errors import CheckpointError, check
 from ur4rec.metrics import Users, full_ranking_ranks, ranking_metrics, sampled_ranks
 from ur4rec.models.ur4rec import LossWeights, RetrieverConfig, SASRecConfig, UR4Rec, plain
 from ur4rec.slices import COLD_NEW, NEW_ITEM_SLICES, SLICES, slice_masks
@@ -152,6 +152,10 @@ class UR4RecModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         upgrade_checkpoint(checkpoint)  # older layouts, in place, before Lightning loads the weights
+        trained_on = checkpoint.get("hyper_parameters", {}).get("num_items", self.hparams.num_items)
+        if trained_on != self.hparams.num_items:
+            raise CheckpointError(f"the checkpoint was trained on a catalog of {trained_on} items; this data has "
+                                  f"{self.hparams.num_items}: use the data.data_dir and filters it was trained with")
         self.stepped_this_epoch = set(checkpoint.get("stepped_this_epoch", ()))
         if self.hparams.score_mode is None and checkpoint.get("score_mode"):
             self.score_mode = checkpoint["score_mode"]  # the mode this checkpoint was validated with

@@ -371,3 +371,13 @@ def test_dry_run_says_why_fewer_users_get_a_prompt_than_the_split_holds(data_dir
             and "the other 2 keep the template profile" in text)
     assert run(data_dir, tmp_path / "out", None, "--dry_run") == 0  # nothing held out: no note
     assert "in the split" not in capsys.readouterr().out
+
+
+def test_a_cache_that_is_a_folder_or_not_a_database_is_one_line(data_dir, tmp_path, env, capsys):
+    (tmp_path / "folder").mkdir()
+    assert run(data_dir, tmp_path / "out", None, "--cache", str(tmp_path / "folder")) == 2
+    assert "--cache names a folder" in capsys.readouterr().err
+    (tmp_path / "junk.sqlite").write_bytes(b"this is not an sqlite file at all" * 10)
+    assert run(data_dir, tmp_path / "out", None, "--cache", str(tmp_path / "junk.sqlite")) == 2
+    assert "junk.sqlite: not a readable LLM cache" in capsys.readouterr().err
+    assert (tmp_path / "junk.sqlite").read_bytes() == b"this is not an sqlite file at all" * 10  # untouched

@@ -110,10 +110,16 @@ def checked_ratings(ratings: pd.DataFrame, lines: np.ndarray, path: Path, items:
                     items_path: Path) -> pd.DataFrame:
     """``ratings`` (file order, ``lines`` their line numbers) with items that ``items`` lacks refused, a rating
     that is not a finite number >= 0 refused, and the older rows of a repeated (user, item) pair dropped."""
-    negative = np.flatnonzero(~(ratings["rating"].to_numpy() >= 0))
+    values = ratings["rating"].to_numpy()
+    negative = np.flatnonzero(~(values >= 0))
     if len(negative):
         raise DataFormatError(path, f"rating must be >= 0, got {ratings['rating'].iat[negative[0]]}",
                               int(lines[negative[0]]))
+    above = np.flatnonzero(values > 5)
+    if len(above):  # MovieLens rates 0.5-5: another scale silently changes what data.min_rating keeps
+        warnings.warn(f"{path}: {len(above)} rating(s) above 5 (MovieLens rates 0.5 to 5; e.g. {values[above[0]]:g} on "
+                      f"line {int(lines[above[0]])}); data.min_rating compares these values as they are",
+                      DataFormatWarning)
     unknown = np.flatnonzero(~ratings["item"].isin(items["item"]).to_numpy())
     if len(unknown):
         first = unknown[0]
@@ -201,6 +207,9 @@ def read_users(path: Path, sep: str, columns: tuple[str, ...], encoding: str) ->
 def scan_images(folder: Path) -> dict[int, Path]:
     """Map item id -> poster file for ``<item_id>.{png,jpg,jpeg}``; other names are counted in a warning."""
     if not folder.is_dir():
+        if folder.exists():
+            warnings.warn(f"{folder}: is a file, not a folder of <item_id>.jpg posters; no item has a poster",
+                          DataFormatWarning)
         return {}
     images, ignored = {}, []
     for path in sorted(folder.iterdir()):

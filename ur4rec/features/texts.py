@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ur4rec.data.errors import DataFormatError
+from ur4rec.data.errors import DataFormatError, DataFormatWarning
 from ur4rec.data.preprocessing import SequenceSplits
 from ur4rec.data.readers import RawDataset
 
@@ -183,6 +184,10 @@ def build_texts(
     """
     llm = llm_texts if llm_texts is not None else load_llm_texts(llm_dir)
     meta = _item_metadata(raw)
+    _warn_unknown_ids(llm.item_descriptions, set(meta), Path(llm_dir or ".") / ITEM_DESCRIPTIONS_FILE, "items")
+    if raw.users is not None:
+        _warn_unknown_ids(llm.user_preferences, set(raw.users["user"].tolist()),
+                          Path(llm_dir or ".") / USER_PREFERENCES_FILE, "users")
 
     item_texts, item_sources = [""], [SOURCE_PADDING]
     for raw_item in splits.raw_item_ids[1:]:
@@ -217,6 +222,15 @@ def build_texts(
 
     skipped = llm.skipped_item_placeholders + llm.skipped_user_placeholders
     return TextTables(item_texts, item_sources, user_texts, user_sources, skipped)
+
+
+def _warn_unknown_ids(texts: Mapping[int, str], known: set[int], path: Path, what: str) -> None:
+    """One counted warning when an LLM file names ids the dataset does not hold (texts for another dataset?)."""
+    unknown = sorted(set(texts) - known)
+    if unknown:
+        warnings.warn(f"{path}: {len(unknown)} of its {len(texts)} ids are not {what} of this dataset (e.g. "
+                      f"{unknown[:5]}); they are ignored: is data.llm_dir the folder generated for data.data_dir?",
+                      DataFormatWarning)
 
 
 def _training_items(splits: SequenceSplits, user: int) -> np.ndarray:

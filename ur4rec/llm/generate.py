@@ -10,7 +10,7 @@ after ``MAX_CONNECTION_FAILURES`` requests in a row instead of retrying every pr
 from __future__ import annotations
 
 import argparse
-import json
+import sqlite3
 import sys
 import threading
 import time
@@ -111,8 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     try:  # before any request: an output file that cannot be merged into must not cost a single call
         for kind in kinds:
             read_output(output_dir / OUTPUT_FILES[kind])
+        if cache_path.is_dir():
+            raise DataFormatError(cache_path, "--cache names a folder; give the SQLite cache file's path")
+        if cache_path.exists():
+            LLMCache(cache_path).close()  # a file that is not an SQLite cache fails here, not mid-run
     except DataFormatError as err:
         print(f"generate: {err}", file=sys.stderr)
+        return 2
+    except sqlite3.DatabaseError as err:
+        print(f"generate: {cache_path}: not a readable LLM cache ({err}); move it away or pass another --cache",
+              file=sys.stderr)
         return 2
 
     client = ChatClient(args.base_url, api_key, args.model_name, timeout=args.timeout, max_retries=args.max_retries,

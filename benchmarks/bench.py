@@ -20,7 +20,7 @@ import torch
 from ur4rec.cli import negatives_for_loss
 from ur4rec.datamodule import UR4RecDataModule
 from ur4rec.metrics import full_ranking_ranks
-from ur4rec.models.ur4rec import SASRecConfig
+from ur4rec.models.configs import SASRecConfig
 from ur4rec.module import UR4RecModule
 
 

@@ -9,7 +9,8 @@ import torch
 from feature_fixtures import HashTextEncoder
 from synthetic import write_ml100k
 from ur4rec.data.datasets import window_ends
-from ur4rec.datamodule import EpochShuffleSampler, UR4RecDataModule
+from ur4rec.data.samplers import EpochShuffleSampler
+from ur4rec.datamodule import UR4RecDataModule
 from ur4rec.features.tables import build_feature_tables
 
 
@@ -142,7 +143,7 @@ def test_batches_carry_aligned_user_text_vectors(tmp_path):
 
 
 def test_rank_shards_cover_every_user_once_in_evaluation_and_pad_in_training():
-    from ur4rec.datamodule import ShardSampler
+    from ur4rec.data.samplers import ShardSampler
 
     shards = [list(ShardSampler(11, rank, 3)) for rank in range(3)]
     assert sorted(i for shard in shards for i in shard) == list(range(11))

@@ -26,7 +26,7 @@ from ur4rec.atomic_files import pid_alive
 from ur4rec.checkpoint_io import load_checkpoint_file, upgrade_checkpoint
 from ur4rec.datamodule import UR4RecDataModule
 from ur4rec.errors import CheckpointError, ConfigError
-from ur4rec.models.ur4rec import RetrieverConfig
+from ur4rec.models.configs import RetrieverConfig
 from ur4rec.module import UR4RecModule
 
 CHECKPOINT_ROOT = "checkpoints"

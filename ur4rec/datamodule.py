@@ -10,7 +10,7 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from ur4rec.data.datasets import (
     TRAIN_WINDOWS, EvalDataset, PredictDataset, TrainSequenceDataset, collate_eval, draw_sampled_negatives,
@@ -19,6 +19,7 @@ from ur4rec.data.download import ML100K_MD5, ML100K_URL, ensure_dataset, needs_d
 from ur4rec.data.errors import DataFormatError
 from ur4rec.data.preprocessing import TIE_ORDERS, SequenceSplits, hold_out_new_items, prepare_splits
 from ur4rec.data.readers import RawDataset, read_dataset
+from ur4rec.data.samplers import EpochShuffleSampler, ShardSampler
 from ur4rec.errors import ConfigError, check
 from ur4rec.features.tables import FeatureTables, build_feature_tables
 from ur4rec.features.image_encoders import make_image_encoder
@@ -27,45 +28,6 @@ from ur4rec.features.texts import build_texts
 
 
 DEFAULT_DATA_DIR = "data/ml-100k"
-
-
-class EpochShuffleSampler(Sampler[int]):
-    """A permutation of ``range(n)`` that depends only on ``seed`` and the epoch (set by Lightning).
-
-    With ``world_size`` > 1 each rank takes every ``world_size``-th index of the same permutation,
-    padded by wrapping so every rank runs the same number of batches (DDP needs that). ``tag_epoch``
-    yields ``epoch * n + index``, so a dataset (and its worker processes) knows the epoch of each draw.
-    """
-
-    def __init__(self, n: int, seed: int, rank: int = 0, world_size: int = 1, tag_epoch: bool = False):
-        self.n, self.seed, self.epoch, self.rank, self.world_size = n, seed, 0, rank, world_size
-        self.tag_epoch = tag_epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(self.n, generator=generator).tolist()
-        order += order[: len(self) * self.world_size - self.n]  # pad to a multiple of world_size
-        offset = self.epoch * self.n if self.tag_epoch else 0
-        return iter(i + offset for i in order[self.rank::self.world_size])
-
-    def __len__(self) -> int:
-        return -(-self.n // self.world_size)
-
-
-class ShardSampler(Sampler[int]):
-    """Indices ``rank, rank + world_size, ...`` of ``range(n)``: every user on exactly one rank, no padding."""
-
-    def __init__(self, n: int, rank: int = 0, world_size: int = 1):
-        self.indices = list(range(rank, n, world_size))
-
-    def __iter__(self):
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
 
 
 class UR4RecDataModule(L.LightningDataModule):

@@ -21,9 +21,10 @@ from torch import nn
 
 from ur4rec.checkpoint_io import sasrec_weights, upgrade_checkpoint
 from ur4rec.errors import CheckpointError, check
-from ur4rec.metrics import Users, full_ranking_ranks, ranking_metrics, sampled_ranks
-from ur4rec.models.ur4rec import LossWeights, RetrieverConfig, SASRecConfig, UR4Rec, plain
-from ur4rec.slices import COLD_NEW, NEW_ITEM_SLICES, SLICES, slice_masks
+from ur4rec.evaluation import SplitEvaluation
+from ur4rec.models.configs import LossWeights, RetrieverConfig, SASRecConfig, plain
+from ur4rec.models.ur4rec import UR4Rec
+from ur4rec.slices import NEW_ITEM_SLICES, SLICES
 from ur4rec.vocabulary import OBJECTIVE_SASREC, SASREC, SCORE_FUSED, SCORE_MODES, SCORE_SASREC
 
 CURVE_METRICS = ("ndcg@10", "hit@10")
@@ -100,10 +101,7 @@ class UR4RecModule(L.LightningModule):
         self.curve_prefix: str | None = None
         self.last_losses: dict[str, torch.Tensor] = {}  # each module's own loss on the last batch
         self.nonfinite_steps = self.consecutive_nonfinite = 0
-        self.val_metrics = nn.ModuleDict({**ranking_metrics(eval_ks), **ranking_metrics(eval_ks, "_sampled")})
-        self.test_metrics = nn.ModuleDict({**ranking_metrics(eval_ks), **ranking_metrics(eval_ks, "_sampled")})
-        self.slice_metrics = nn.ModuleDict({f"{split}_{name}": nn.ModuleDict({**ranking_metrics(eval_ks), "users": Users()})
-                                            for split, names in SLICES_OF.items() for name in names})
+        self.evaluation = nn.ModuleDict({split: SplitEvaluation(eval_ks, names) for split, names in SLICES_OF.items()})
         self.register_buffer("new_items", torch.zeros(num_items + 1, dtype=torch.bool), persistent=False)
 
     # ------------------------------------------------------------------------------------------ setup
@@ -219,41 +217,26 @@ class UR4RecModule(L.LightningModule):
 
     # ------------------------------------------------------------------------------------------ evaluation
 
-    def _evaluate(self, batch: dict[str, torch.Tensor], split: str, metrics: nn.ModuleDict) -> None:
+    def _evaluate(self, batch: dict[str, torch.Tensor], split: str) -> None:
         scores, out = self.net.scores(batch, self.score_mode)  # (B, N + 1)
-        full = full_ranking_ranks(scores, batch["target"], batch["history"])  # (B,)
-        sampled = sampled_ranks(scores, batch["candidates"])  # (B,)
+        overall, sliced = self.evaluation[split].update(scores, batch, self.new_items)
         batch_size = scores.shape[0]
-        for name, metric in metrics.items():
-            metric.update(sampled if name.endswith("_sampled") else full)
+        for name, metric in overall.items():
             self.log(f"{split}/{name}", metric, batch_size=batch_size, prog_bar=split == "val" and name == "ndcg@10")
             if split == "val" and self.curve_prefix and name in CURVE_METRICS:
                 self.log(f"{self.curve_prefix}/{name}", metric, batch_size=batch_size)
-        for slice_name, mask in slice_masks(batch, SLICES_OF[split]).items():
-            ranks = full_ranking_ranks(scores, batch["target"], batch["history"], self.new_items) \
-                if slice_name == COLD_NEW else full
-            for name, metric in self.slice_metrics[f"{split}_{slice_name}"].items():
-                metric.update(ranks, mask)
+        for slice_name, metrics in sliced.items():
+            for name, metric in metrics.items():
                 self.log(f"{split}_{slice_name}/{name}", metric, batch_size=batch_size)
         if out is not None:
             for e, expert in enumerate(self.net.retriever.experts):
                 self.log(f"{split}/router_{expert}", out.weights[:, e].mean(), batch_size=batch_size)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val", self.val_metrics)
+        self._evaluate(batch, "val")
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_metrics)
+        self._evaluate(batch, "test")
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
-        """Top-``top_k`` items per user, never one already seen, with the score split into its SASRec and
-        retriever terms and the router's expert weights (B, E) when a retriever takes part."""
-        sasrec, retriever, out = self.net.score_parts(batch, self.score_mode)
-        scores = (sasrec + retriever).scatter(1, batch["history"], float("-inf"))  # (B, N + 1)
-        scores[:, 0] = float("-inf")
-        top, items = scores.topk(self.hparams.top_k, dim=1)  # (B, K)
-        prediction = {"user": batch["user"], "items": items, "score": top, "sasrec": sasrec.gather(1, items),
-                      "retriever": retriever.gather(1, items)}
-        if out is not None:
-            prediction["router"] = out.weights
-        return prediction
+        return {"user": batch["user"], **self.net.recommend(batch, self.score_mode, self.hparams.top_k)}

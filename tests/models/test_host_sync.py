@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from ur4rec.metrics import full_ranking_ranks, sampled_ranks
-from ur4rec.models.ur4rec import LossWeights, RetrieverConfig, SASRecConfig, UR4Rec
+from ur4rec.models.configs import LossWeights, RetrieverConfig, SASRecConfig
+from ur4rec.models.ur4rec import UR4Rec
 from ur4rec.vocabulary import STAGE_POLICY
 
 N, B, L = 30, 4, 12

@@ -93,7 +93,8 @@ def test_sample_negatives_is_uniform_over_the_complement():
 
 @pytest.mark.slow
 def test_compiled_sasrec_matches_eager_outputs_and_gradients():
-    from ur4rec.models.ur4rec import SASRecConfig, UR4Rec
+    from ur4rec.models.configs import SASRecConfig
+    from ur4rec.models.ur4rec import UR4Rec
 
     torch.manual_seed(0)
     eager = UR4Rec(30, 12, sasrec=SASRecConfig(hidden_size=16, dropout=0.0))

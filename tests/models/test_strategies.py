@@ -11,7 +11,8 @@ from ur4rec.callbacks.curriculum import CurriculumWeights
 from ur4rec.callbacks.stages import TrainingStages
 from ur4rec.models.contrastive import MemoryBankContrastive
 from ur4rec.models.losses import bidirectional_distillation
-from ur4rec.models.ur4rec import LossWeights, RetrieverConfig, SASRecConfig, UR4Rec
+from ur4rec.models.configs import LossWeights, RetrieverConfig, SASRecConfig
+from ur4rec.models.ur4rec import UR4Rec
 from ur4rec.vocabulary import OBJECTIVE_JOINT
 
 N, TEXT, IMAGE = 30, 12, 7

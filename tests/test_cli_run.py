@@ -174,3 +174,13 @@ def test_the_new_item_protocol_logs_every_slice_with_its_users(workdir):
     mean = (users["cold"] * metrics["test_cold/ndcg@10"] + users["warm"] * metrics["test_warm/ndcg@10"]) / 40
     assert float(mean) == pytest.approx(float(metrics["test/ndcg@10"]), abs=1e-5)
     assert metrics["test_cold_new/mrr"] >= metrics["test_cold/mrr"]  # fewer competitors: never a worse rank
+
+
+def test_a_misspelled_flag_is_two_short_lines_with_the_closest_option(workdir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *SASREC, "--model.sasrec.hiden_size=3"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[0].endswith("fit --help lists every option")
+    assert err[1] == ("error: unrecognized arguments: --model.sasrec.hiden_size=3 "
+                      "(did you mean --model.sasrec.hidden_size?)")

@@ -7,6 +7,7 @@ outside the product, in ``benchmarks/`` (``python -m benchmarks --help``).
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
 import secrets
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from ur4rec.callbacks.alternating import AdaptiveAlternating
 from ur4rec.callbacks.checkpoints import ExceptionCheckpoint, LatestCheckpoint
@@ -96,6 +97,23 @@ def best_checkpoint(directory: str | Path) -> Path:
     return max(candidates, key=score) if len(candidates) > 1 else candidates[0]
 
 
+class ShortErrorParser(LightningArgumentParser):
+    """A parser whose errors end a run with two lines: where the options are listed, then the error with the
+    closest valid option when one is near (not the whole usage, over a hundred lines)."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        parser = getattr(ex, "subcommand_parser", None) or self
+        options = [o for o in parser._option_string_actions if o.startswith("--")]
+        typed = [t.split("=")[0] for t in message.split() if t.startswith("--")]
+        near = [m for t in typed for m in difflib.get_close_matches(t, options, n=1, cutoff=0.8)]
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        sys.stderr.write(f"tip: {parser.prog.replace(' [options]', '')} --help lists every option\n"
+                         f"error: {message}{hint}\n")
+        self.exit(2)
+
+
 class FitLock:
     """``checkpoints/<run_name>.fit.lock`` holding the pid of the live fit that writes ``checkpoints/<run_name>/``
     (beside the folder, not in it, so a new run's folder starts empty)."""
@@ -132,6 +150,7 @@ class UR4RecCLI(LightningCLI):
                                             + ", ".join(f"'{name}'" for name in USER_COMMANDS)
                                             + " (e.g. 'python cli.py generate --help')."})
         kwargs.setdefault("seed_everything_default", 42)
+        kwargs.setdefault("parser_class", ShortErrorParser)
         kwargs.setdefault("auto_configure_optimizers", False)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("trainer_defaults", {

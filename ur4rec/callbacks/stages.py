@@ -7,6 +7,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
+from ur4rec.callbacks.run_summary import shown
 from ur4rec.checkpoint_io import load_checkpoint_file, upgrade_checkpoint
 from ur4rec.errors import ConfigError, check
 from ur4rec.vocabulary import PRETRAIN_SASREC, SASREC, STAGE_POLICY, STAGES
@@ -153,7 +154,7 @@ class TrainingStages(L.Callback):
             return
         path = self._best_path(trainer) if self._has_several_stages() else None
         rank_zero_info(f"stage {self.stage} ends: best {self.monitor} {self.best[self.stage]:.4f} at epoch "
-                       f"{self.best_epoch.get(self.stage, '?')}" + (f", weights in {path}" if path else ""))
+                       f"{self.best_epoch.get(self.stage, '?')}" + (f", weights in {shown(path)}" if path else ""))
 
     def _has_several_stages(self) -> bool:
         return sum(1 for stage in STAGES if self.epochs[stage]) > 1

@@ -14,6 +14,7 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 from paths import REAL_DATA  # noqa: E402  (after the environment above)
+from writers import write_files  # noqa: E402
 
 
 def _genre_flags(*indices: int) -> str:
@@ -42,16 +43,6 @@ TINY_ML100K = {
         "3|23|M|writer|32067\n"
     ).encode(),
 }
-
-
-def write_files(folder: Path, files: dict[str, str | bytes]) -> Path:
-    """Write ``{relative name: content}`` under ``folder`` (str is written as UTF-8); return ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, content in files.items():
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
-    return folder
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from ur4rec.data.preprocessing import prepare_splits
 from ur4rec.data.readers import RawDataset
@@ -17,7 +16,6 @@ from ur4rec.features.text_embeddings import TextEncoder
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from paths import REAL_DATA as SHARED_DATA  # noqa: E402
 
 
 class HashTextEncoder(TextEncoder):
@@ -84,27 +82,6 @@ def tiny_splits(raw: RawDataset):
     return prepare_splits(raw.ratings, min_rating=0, min_user_interactions=3)
 
 
-def write_image(path: Path, kind: str, size=(40, 56), seed: int = 0, fmt: str | None = None) -> Path:
-    """Write a small test image: ``noise``, ``red``, ``blue``, ``stripes`` or ``gradient``."""
-    w, h = size
-    if kind == "noise":
-        array = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    elif kind in ("red", "blue"):
-        array = np.zeros((h, w, 3), np.uint8)
-        array[..., 0 if kind == "red" else 2] = 200
-    elif kind == "stripes":
-        array = np.zeros((h, w, 3), np.uint8)
-        array[:, ::4] = 255
-    elif kind == "gradient":
-        ramp = np.linspace(0, 255, w, dtype=np.uint8)
-        array = np.stack([np.tile(ramp, (h, 1))] * 3, axis=-1)
-    else:
-        raise ValueError(kind)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path, format=fmt)
-    return path
-
-
 def save_tiny_clip(folder: Path) -> Path:
     """A randomly initialised, tiny CLIP saved like a real one (model + image processor)."""
     import torch
@@ -121,34 +98,3 @@ def save_tiny_clip(folder: Path) -> Path:
     CLIPModel(config).save_pretrained(folder)
     CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
-
-
-def write_mml_folder(root: Path, plots: dict[int, str] | None = None, posters: dict[int, str] | None = None) -> Path:
-    """Write :func:`tiny_raw`'s data as an on-disk M_ML-100K folder (ratings/movies/user .dat, text.xls,
-    image/). ``posters`` maps raw item id -> image kind for :func:`write_image`, or ``"text"`` for a
-    file of plain text bytes named like a JPEG."""
-    import xlwt
-
-    raw = tiny_raw()
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "ratings.dat").write_text(
-        "".join(f"{u}::{i}::{int(r)}::{t}\n" for u, i, r, t in raw.ratings.itertuples(index=False)))
-    (root / "movies.dat").write_bytes("".join(
-        f"{i}::{title}::{'|'.join(genres)}\n" for i, title, genres in raw.items.itertuples(index=False)
-    ).encode("latin-1"))
-    (root / "user.dat").write_text("".join(f"{u}::M::25::1::00000\n" for u in sorted(set(raw.ratings["user"]))))
-    book = xlwt.Workbook()
-    sheet = book.add_sheet("text")
-    sheet.write(0, 0, "movie-id")
-    sheet.write(0, 1, "review")
-    for row, (item, text) in enumerate(sorted((plots or {}).items()), start=1):
-        sheet.write(row, 0, item)
-        sheet.write(row, 1, text)
-    book.save(str(root / "text.xls"))
-    (root / "image").mkdir(exist_ok=True)
-    for item, kind in (posters or {}).items():
-        if kind == "text":
-            (root / "image" / f"{item}.jpg").write_bytes(b"not an image at all\n")
-        else:
-            write_image(root / "image" / f"{item}.jpg", kind, seed=item, fmt="JPEG")
-    return root

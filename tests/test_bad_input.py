@@ -21,9 +21,10 @@ import pytest
 import xlwt
 
 import ur4rec
-from feature_fixtures import HashTextEncoder, write_image, write_mml_folder
+from feature_fixtures import HashTextEncoder
+from writers import write_image, write_mml_folder
 from reader_checks import raises_at
-from synthetic import write_ml100k
+from writers import write_ml100k
 from ur4rec.cli import main
 from ur4rec.datamodule import UR4RecDataModule
 from ur4rec.data.errors import DataFormatError, DataFormatWarning

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from synthetic import write_ml100k
+from writers import write_ml100k
 from ur4rec.checkpoint_io import AtomicCheckpointIO, atomic_torch_save, load_checkpoint_file, upgrade_checkpoint
 from ur4rec.cli import UR4RecCLI
 from ur4rec.errors import CheckpointError

@@ -11,7 +11,7 @@ import torch
 import wandb
 import yaml
 
-from synthetic import write_ml100k
+from writers import write_ml100k
 from ur4rec.cli import main
 
 REPO = Path(__file__).resolve().parents[1]

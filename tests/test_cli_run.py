@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from synthetic import write_ml100k
+from writers import write_ml100k
 from ur4rec.callbacks.stages import TrainingStages
 from ur4rec.checkpoint_io import load_checkpoint_file
 from ur4rec.cli import FitLock, main

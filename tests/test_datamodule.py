@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from feature_fixtures import HashTextEncoder
-from synthetic import write_ml100k
+from writers import write_ml100k
 from ur4rec.data.datasets import window_ends
 from ur4rec.data.samplers import EpochShuffleSampler
 from ur4rec.datamodule import UR4RecDataModule

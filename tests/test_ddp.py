@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from synthetic import write_ml100k
+from writers import write_ml100k
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

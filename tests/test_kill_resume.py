@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from synthetic import write_ml100k
+from writers import write_ml100k
 from ur4rec.cli import main
 
 pytestmark = pytest.mark.slow

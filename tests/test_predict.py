@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from synthetic import write_ml100k
+from writers import write_ml100k
 from ur4rec.cli import main
 
 REPO = Path(__file__).resolve().parents[1]

@@ -30,10 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from feature_fixtures import write_image
 from llm_server import FakeLLMServer
-from synthetic import write_ml100k
-from ur4rec.data.readers import ML100K_GENRES
+from writers import write_dat_layout, write_ml100k, write_mml100k, write_movielens_csv
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -139,65 +137,6 @@ def adapt(tokens: list[str], stages_yaml: Path, llm_url: str, log: Path) -> dict
 
 
 # ------------------------------------------------------------------------------------------ tiny data
-
-
-def _ml100k_tables(root: Path):
-    """(ratings lines, items [(id, title, genres)], users) of a written synthetic MovieLens-100K."""
-    ratings = [line.split("\t") for line in (root / "u.data").read_text().splitlines()]
-    items = []
-    for line in (root / "u.item").read_bytes().decode("latin-1").splitlines():
-        fields = line.split("|")
-        genres = [g for g, flag in zip(ML100K_GENRES, fields[5:]) if flag == "1"]
-        items.append((int(fields[0]), fields[1], genres))
-    users = sorted({int(r[0]) for r in ratings})
-    return ratings, items, users
-
-
-def write_dat_layout(source: Path, root: Path, users_file: str) -> Path:
-    """The same ratings in the ``::`` layouts: ``user.dat`` (M_ML-100K) or ``users.dat`` (MovieLens-1M)."""
-    ratings, items, users = _ml100k_tables(source)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "ratings.dat").write_text("".join("::".join(r) + "\n" for r in ratings))
-    (root / "movies.dat").write_bytes("".join(f"{i}::{t}::{'|'.join(g)}\n" for i, t, g in items).encode("latin-1"))
-    (root / users_file).write_text("".join(f"{u}::{'MF'[u % 2]}::25::{u % 20}::0000{u % 10}\n" for u in users))
-    return root
-
-
-def write_mml100k(source: Path, root: Path) -> Path:
-    """A multimodal M_ML-100K folder: plots in text.xls for two thirds of the items, posters for 80%."""
-    import xlwt
-
-    write_dat_layout(source, root, "user.dat")
-    _, items, _ = _ml100k_tables(source)
-    book = xlwt.Workbook()
-    sheet = book.add_sheet("text")
-    sheet.write(0, 0, "movie-id")
-    sheet.write(0, 1, "review")
-    row = 1
-    for item, title, genres in items:
-        if item % 3:
-            sheet.write(row, 0, item)
-            sheet.write(row, 1, f"{title}: a {' and '.join(genres).lower()} story number {item}.")
-            row += 1
-    book.save(str(root / "text.xls"))
-    kinds = ("noise", "red", "blue", "stripes", "gradient")
-    for item, _, _ in items:
-        if item % 5:
-            write_image(root / "image" / f"{item}.jpg", kinds[item // 5 % len(kinds)], seed=item, fmt="JPEG")
-    return root
-
-
-def write_movielens_csv(source: Path, root: Path) -> Path:
-    """The same ratings in the MovieLens CSV layout (CRLF, as published): half stars, a quoted title, tags."""
-    ratings, items, _ = _ml100k_tables(source)
-    root.mkdir(parents=True, exist_ok=True)
-    rows = ["userId,movieId,rating,timestamp"] + [f"{u},{i},{int(r) - 0.5},{t}" for u, i, r, t in ratings]
-    (root / "ratings.csv").write_bytes("\r\n".join(rows + [""]).encode())
-    movies = ["movieId,title,genres"] + [f'{i},"{t}, The",{"|".join(g) or "(no genres listed)"}' for i, t, g in items]
-    (root / "movies.csv").write_bytes("\r\n".join(movies + [""]).encode())
-    tags = ["userId,movieId,tag,timestamp"] + [f"1,{i},tag{i % 3},1" for i, _, _ in items[:20]]
-    (root / "tags.csv").write_bytes("\r\n".join(tags + [""]).encode())
-    return root
 
 
 def write_workspace(tmp: Path) -> Path:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmarks.__main__ import main as tools
-from synthetic import write_ml100k
+from writers import write_ml100k
 from ur4rec.callbacks import AdaptiveAlternating, TrainingStages
 from ur4rec.cli import main
 

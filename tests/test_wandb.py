@@ -14,7 +14,7 @@ import pytest
 import torch
 import wandb
 
-from synthetic import write_ml100k
+from writers import write_ml100k
 from ur4rec.callbacks.run_logging import REDACTED, redact, secret_values
 from ur4rec.cli import main
 from wandb_records import OfflineRun

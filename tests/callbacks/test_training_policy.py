@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from feature_fixtures import HashTextEncoder
-from synthetic import load_features, small_module, write_ml100k
+from synthetic import load_features, small_module
+from writers import write_ml100k
 from ur4rec.callbacks import AdaptiveAlternating, TrainingStages
 from ur4rec.callbacks.alternating import relative_change
 from ur4rec.callbacks.stages import current_stage

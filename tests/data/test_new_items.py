@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthetic import write_ml100k
+from writers import write_ml100k
 from ur4rec.data.preprocessing import hold_out_new_items, prepare_splits
 from ur4rec.data.readers import read_dataset
 from ur4rec.datamodule import UR4RecDataModule

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 try:
-    from tests.feature_fixtures import save_tiny_clip, write_image
+    from tests.feature_fixtures import save_tiny_clip
+    from tests.writers import write_image
 except ImportError:
-    from feature_fixtures import save_tiny_clip, write_image
+    from feature_fixtures import save_tiny_clip
+    from writers import write_image
 
 from ur4rec.features.image_embeddings import embed_images
 from ur4rec.features.image_encoders import ClipImageEncoder, DescriptorImageEncoder, ImageFeatureWarning, make_image_encoder

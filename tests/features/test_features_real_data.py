@@ -10,21 +10,22 @@ import numpy as np
 import pytest
 
 try:
-    from tests.feature_fixtures import SHARED_DATA, HashTextEncoder
+    from tests.feature_fixtures import HashTextEncoder
 except ImportError:
-    from feature_fixtures import SHARED_DATA, HashTextEncoder
+    from feature_fixtures import HashTextEncoder
 
+from paths import REAL_DATA
 from ur4rec.data.preprocessing import prepare_splits
 from ur4rec.data.readers import read_dataset
 from ur4rec.features.image_encoders import ImageFeatureWarning
 from ur4rec.features.tables import build_feature_tables
 from ur4rec.features.texts import build_texts
 
-MML = SHARED_DATA / "M_ML-100K"
-LLM = SHARED_DATA / "llm_generated"
-ML100K = SHARED_DATA / "ml-100k"
+MML = REAL_DATA / "M_ML-100K"
+LLM = REAL_DATA / "llm_generated"
+ML100K = REAL_DATA / "ml-100k"
 
-needs_data = pytest.mark.skipif(not MML.is_dir(), reason=f"real data not staged at {SHARED_DATA}")
+needs_data = pytest.mark.skipif(not MML.is_dir(), reason=f"real data not staged at {REAL_DATA}")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_real_text_sources_and_no_leakage(mml_raw):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not ML100K.is_dir(), reason=f"real data not staged at {SHARED_DATA}")
+@pytest.mark.skipif(not ML100K.is_dir(), reason=f"real data not staged at {REAL_DATA}")
 def test_raw_movielens_has_no_images_and_masks_everything():
     raw = read_dataset(ML100K)
     splits = prepare_splits(raw.ratings)

@@ -9,9 +9,11 @@ import pytest
 import torch
 
 try:
-    from tests.feature_fixtures import HashTextEncoder, hash_vector, save_tiny_clip, tiny_raw, tiny_splits, write_mml_folder
+    from tests.feature_fixtures import HashTextEncoder, hash_vector, save_tiny_clip, tiny_raw, tiny_splits
+    from tests.writers import write_mml_folder
 except ImportError:
-    from feature_fixtures import HashTextEncoder, hash_vector, save_tiny_clip, tiny_raw, tiny_splits, write_mml_folder
+    from feature_fixtures import HashTextEncoder, hash_vector, save_tiny_clip, tiny_raw, tiny_splits
+    from writers import write_mml_folder
 
 from ur4rec.data.readers import read_dataset
 from ur4rec.features import provenance as report

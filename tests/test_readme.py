@@ -151,7 +151,8 @@ def write_workspace(tmp: Path) -> Path:
     (shared / "llm_generated").mkdir(parents=True)
     descriptions = {str(i): f"An LLM description of Movie {i}." for i in range(2, 151, 2)}
     (shared / "llm_generated" / "item_descriptions.json").write_text(json.dumps(descriptions))
-    write_movielens_csv(ml100k, shared / "ml-latest-small")
+    # denser, so that 5-core filtering keeps more than 99 + 15 items (the sampled negatives need them)
+    write_movielens_csv(write_ml100k(tmp / "dense", num_users=200, num_items=150, seed=2), shared / "ml-latest-small")
     shutil.copytree(ml100k, work / "data" / "ml-100k")  # the main job's default folder (so nothing downloads)
     write_dat_layout(ml100k, work / "data" / "ml-1m", "users.dat")
     write_dat_layout(write_ml100k(tmp / "other", num_users=30, num_items=160, seed=1), work / "path/to/your_data",
@@ -236,3 +237,10 @@ def test_readme_commands_run_on_tiny_data(tmp_path):
     for name in ("report.md", "loss.png", "validation.png", "alternating.png", "router.png"):
         assert (work / "reports/ur4rec" / name).exists(), name
     assert list((work / "logs/wandb").glob("offline-run-*")), "W&B did not run offline without a key"
+    # the main job explains itself: its stage's start and end, then the summary with the command to test it
+    main_job = Path(next(j["log"] for j in jobs if j["text"] == "python cli.py fit --config configs/sasrec.yaml"))
+    printed = main_job.read_text()
+    assert "stage pretrain_sasrec starts at epoch 0" in printed and "stage pretrain_sasrec ends: best" in printed
+    assert "fit finished" in printed and "next: python cli.py test --config configs/sasrec.yaml" in printed
+    assert (work / "checkpoints/quickstart/best-end_to_end.ckpt").exists()  # the quick path ran every stage
+    assert (work / "checkpoints/sasrec-mls/last.ckpt").exists()  # the MovieLens CSV layout under LlamaRec's protocol

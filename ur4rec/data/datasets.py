@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ur4rec.errors import ConfigError
+
 
 def left_pad(sequence: np.ndarray, length: int) -> torch.Tensor:
     """The last ``length`` items of ``sequence``, left-padded with 0 to ``length``: (length,)."""
@@ -190,7 +192,7 @@ def draw_sampled_negatives(user_items: list[np.ndarray], num_items: int, num_neg
         available = (keys < 2.0).sum(1)
         if (available < num_negatives).any():
             user = start + int(torch.nonzero(available < num_negatives)[0])
-            raise ValueError(f"user {user} has fewer than {num_negatives} non-interacted items to sample from; "
-                             "lower data.num_sampled_negatives")
+            raise ConfigError(f"data.num_sampled_negatives: user {user} has fewer than {num_negatives} items they never "
+                              "interacted with to sample from; lower it")
         out.append(keys.topk(num_negatives, dim=1, largest=False).indices)
     return torch.cat(out)

@@ -15,6 +15,7 @@ COMMANDS = {
     "seeds": ("benchmarks.seeds", "fit and test several seeds (or experiment overlays); mean ± std"),
     "stage_table": ("benchmarks.stage_table", "validation NDCG@10 per stage of several runs"),
     "convergence": ("benchmarks.convergence", "best validation NDCG@10, time to it, time to reach a bar"),
+    "slice_table": ("benchmarks.slice_table", "test metrics per slice (new items, popularity, history) of runs"),
     "paired": ("benchmarks.paired", "two sets of checkpoints compared user by user, bootstrap interval"),
     "side_signal": ("benchmarks.side_signal", "each side input (texts, posters) as an untrained ranker"),
     "fusion_sweep": ("benchmarks.fusion_sweep", "validation metrics of a checkpoint per fusion weight"),

@@ -54,7 +54,7 @@ def fit_and_test(fit_args: list[str], seed: int, run_name: str, also_test: tuple
         trainer.test(cli.model, datamodule=cli.datamodule, verbose=False,
                      ckpt_path="best" if name == "best" else f"{checkpoint_dir}/{name}.ckpt")
         prefix = "" if name == "best" else f"{name}:"
-        metrics.update({prefix + k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")})
+        metrics.update({prefix + k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test")})
     return metrics
 
 

@@ -1,0 +1,20 @@
+"""benchmarks.slice_table: each slice's users and metrics per run, from the logged test metrics."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from benchmarks.slice_table import latest_test_metrics, slice_rows
+
+
+def test_rows_take_each_runs_latest_test_values_per_slice():
+    log = pd.DataFrame({"epoch": [3, 3, 3], "test/ndcg@10": [None, 0.1, 0.2], "test/hit@10": [None, 0.3, 0.4],
+                        "test_cold/ndcg@10": [None, 0.0, 0.05], "test_cold/hit@10": [None, 0.0, 0.1],
+                        "test_cold/users": [None, 9.0, 9.0], "val/ndcg@10": [0.5, None, None]})
+    metrics = latest_test_metrics(log)
+    assert metrics["test/ndcg@10"] == 0.2 and "val/ndcg@10" not in metrics
+    rows = slice_rows({"a": metrics, "b": {"test/ndcg@10": 0.3, "test/hit@10": 0.6}})
+    assert [r["slice"] for r in rows] == ["all", "cold"]
+    assert rows[1]["users"] == 9.0 and rows[1]["a ndcg@10"] == 0.05 and math.isnan(rows[1]["b ndcg@10"])

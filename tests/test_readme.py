@@ -54,7 +54,8 @@ SKIPPED = {
 
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 EXTRA_SUBCOMMANDS = ("generate", "features", "report")
-TOOLS = ("bench", "seeds", "stage_table", "bench_features", "bench_scaling", "paired", "side_signal", "fusion_sweep")
+TOOLS = ("bench", "seeds", "stage_table", "bench_features", "bench_scaling", "paired", "side_signal", "fusion_sweep",
+         "slice_table", "convergence")
 # Lightning on the CPU, quiet; small batches and logging every step so the tiny runs take several logged
 # steps per epoch (the run report then has every plot).
 FAST = ["--trainer.accelerator", "cpu", "--trainer.enable_progress_bar", "false",
@@ -112,11 +113,13 @@ def adapt(tokens: list[str], stages_yaml: Path, llm_url: str, log: Path) -> dict
         argv = ["-m", *tokens[2:]]
         tool = tokens[3]
         if tool == "seeds":
-            at = argv.index("--seeds")
-            end = next((i for i in range(at + 1, len(argv)) if argv[i].startswith("--")), len(argv))
-            argv[at + 1:end] = ["0"]
+            for flag in ("--seeds", "--cold_folds"):  # one seed, one fold
+                if flag in argv:
+                    at = argv.index(flag)
+                    end = next((i for i in range(at + 1, len(argv)) if argv[i].startswith("--")), len(argv))
+                    argv[at + 1:end] = ["0"]
             argv += _fit_overrides(argv, stages_yaml) + FAST
-        if tool in ("stage_table", "paired"):  # the seeds command above ran seed 0 only (paired: keep its pair)
+        if tool in ("stage_table", "paired", "slice_table", "convergence"):  # the seeds command above ran seed 0 only
             argv = [a for a in argv if not re.search(r"-seed[1-9]\d*(/|$)", a)]
         if tool == "bench_scaling":  # the smallest scale only, one epoch
             argv[argv.index("--scales") + 1:] = ["1", "--epochs", "1"]

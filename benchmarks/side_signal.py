@@ -25,7 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.common import configured, evaluation_batches, markdown_table, split_at_dashes
-from ur4rec.metrics import full_ranking_ranks, ranking_metrics
+from ur4rec.evaluation import SplitEvaluation
+from ur4rec.metrics import NDCG, full_ranking_ranks, ranking_metrics
+from ur4rec.slices import COLD_NEW, SLICES, slice_masks
 
 RANKERS = ("popularity", "description", "poster", "preference")
 COLUMNS = ("ndcg@10", "hit@10", "ndcg@20", "hit@20")
@@ -87,6 +89,41 @@ def side_signal(batches: list[dict[str, torch.Tensor]], features, popularity: to
     return rows
 
 
+def expected_random_gains(batch: dict[str, torch.Tensor], num_items: int, among: torch.Tensor | None = None,
+                          k: int = 10) -> torch.Tensor:
+    """(B,) each user's expected NDCG@k under a uniformly random order of the items not in their history
+    (only those ``among`` (N + 1,) marks, when given); the target is equally likely at every rank."""
+    candidates = torch.ones(num_items + 1, dtype=torch.bool) if among is None else among.clone()
+    candidates[0] = False
+    competing = candidates.sum() - candidates[batch["history"]].sum(1) \
+        + (candidates[batch["target"]] & (batch["target"][:, None] == batch["history"]).any(1))  # (B,)
+    ranks = torch.arange(k)
+    gains = NDCG(k).gain(ranks) * (ranks < competing[:, None])  # (B, k)
+    return gains.sum(1).double() / competing.clamp(min=1)
+
+
+def slice_rows(batches: list[dict[str, torch.Tensor]], features, popularity: torch.Tensor,
+               new_items: torch.Tensor) -> list[dict]:
+    """NDCG@10 per slice (rows) of the random expectation and of each ranker (columns), with slice sizes."""
+    num_items = popularity.shape[0] - 1
+    random_sums: dict[str, float] = {}
+    users: dict[str, float] = {}
+    for batch in batches:
+        everything, among_new = expected_random_gains(batch, num_items), expected_random_gains(batch, num_items, new_items)
+        for name, mask in slice_masks(batch, SLICES).items():
+            gains = among_new if name == COLD_NEW else everything
+            random_sums[name] = random_sums.get(name, 0.0) + float((gains * mask).sum())
+            users[name] = users.get(name, 0.0) + float(mask.sum())
+    columns = {}
+    for ranker in RANKERS:
+        evaluation = SplitEvaluation((10,), SLICES)
+        for batch in batches:
+            evaluation.update(ranker_scores(ranker, batch, features, popularity), batch, new_items)
+        columns[ranker] = {name: float(metrics["ndcg@10"].compute()) for name, metrics in evaluation.sliced.items()}
+    return [{"slice": name, "users": users[name], "random (expected)": random_sums[name] / max(users[name], 1),
+             **{ranker: columns[ranker][name] for ranker in RANKERS}} for name in SLICES if name in users]
+
+
 def format_table(rows: list[dict[str, float]]) -> str:
     return markdown_table(("ranker", *COLUMNS), rows)
 
@@ -96,6 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ours, cli_args = split_at_dashes(argv)
     parser = argparse.ArgumentParser(prog="python -m benchmarks side_signal", description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("val", "test"), default="val")
+    parser.add_argument("--slices", action="store_true",
+                        help="also print NDCG@10 per slice of users (popularity, history, and new items under the "
+                             "new-item protocol), the random order's exact expectation beside each ranker")
     args = parser.parse_args(ours)
     cli = configured(cli_args)
     datamodule = cli.datamodule
@@ -106,5 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     popularity = torch.bincount(torch.as_tensor(np.concatenate(splits.train)),
                                 minlength=splits.num_items + 1).float()  # (N + 1,) training interactions per item
     print(f"{args.split} split, {splits.num_users} users, {splits.num_items} items: each side input as a ranker")
-    print(format_table(side_signal(evaluation_batches(cli, args.split), datamodule.features, popularity)))
+    batches = evaluation_batches(cli, args.split)
+    print(format_table(side_signal(batches, datamodule.features, popularity)))
+    if args.slices:
+        new_items = datamodule.new_item_mask()
+        rows = slice_rows(batches, datamodule.features, popularity,
+                          new_items if new_items is not None else torch.zeros_like(popularity, dtype=torch.bool))
+        print(f"\nNDCG@10 per slice ({args.split} split; cold_new ranks the new items only)")
+        print(markdown_table(("slice", "users", "random (expected)", *RANKERS), rows,
+                             {"users": lambda v: f"{v:.0f}"}))
     return 0

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from benchmarks.side_signal import history_mean, random_expectation, ranker_scores, side_signal
+from benchmarks.side_signal import expected_random_gains, history_mean, random_expectation, ranker_scores, side_signal
 
 # 4 items (row 0 = padding): items 1 and 2 share a direction, 3 and 4 another; item 4 has no poster
 TEXT = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
@@ -55,3 +55,13 @@ def test_random_expectation_is_the_mean_gain_over_the_ranks_that_exist():
     user0 = (1 + 1 / math.log2(3)) / 2
     user1 = (1 + 1 / math.log2(3) + 1 / 2) / 3
     assert expected["ndcg@10"] == pytest.approx((user0 + user1) / 2)
+
+
+def test_expected_random_gains_per_user_and_among_new_items_only():
+    data = batch([[1, 2], [3, 0]], [4, 1])
+    gains = expected_random_gains(data, num_items=4)
+    assert gains.tolist() == pytest.approx([(1 + 1 / math.log2(3)) / 2, (1 + 1 / math.log2(3) + 1 / 2) / 3])
+    assert float(gains.mean()) == pytest.approx(random_expectation([data], num_items=4)["ndcg@10"])
+    new = torch.tensor([False, True, False, False, True])  # items 1 and 4 are new
+    # user 0 (target 4): new items outside the history are 4 only -> rank 0 surely; user 1 (target 1): 1 and 4
+    assert expected_random_gains(data, 4, new).tolist() == pytest.approx([1.0, (1 + 1 / math.log2(3)) / 2])

@@ -381,3 +381,37 @@ def test_a_cache_that_is_a_folder_or_not_a_database_is_one_line(data_dir, tmp_pa
     assert run(data_dir, tmp_path / "out", None, "--cache", str(tmp_path / "junk.sqlite")) == 2
     assert "junk.sqlite: not a readable LLM cache" in capsys.readouterr().err
     assert (tmp_path / "junk.sqlite").read_bytes() == b"this is not an sqlite file at all" * 10  # untouched
+
+
+def test_two_runs_sharing_a_cache_ask_each_prompt_once(data_dir, tmp_path, env):
+    """Two runs on one cache once paid for every prompt twice (4,572 answers for 2,269 prompts): a prompt
+    the other run is asking is claimed in the cache and waited for, not asked again."""
+    cache = tmp_path / "shared.sqlite"
+    codes = []
+    with FakeLLMServer(delay=0.2) as server:  # slow enough that the runs overlap
+        runs = [threading.Thread(target=lambda out=out: codes.append(run(data_dir, out, server, "--cache", str(cache),
+                                                                         "--concurrency", "2")))
+                for out in (tmp_path / "a", tmp_path / "b")]
+        for thread in runs:
+            thread.start()
+        for thread in runs:
+            thread.join(120)
+        assert codes == [0, 0]
+        assert server.count == N_CALLS  # each prompt asked once between the two runs
+    for out in ("a", "b"):  # and both runs wrote every answer
+        assert len(load(tmp_path / out, "item_descriptions.json")) == len(ITEM_IDS)
+        assert len(load(tmp_path / out, "user_preferences.json")) == len(USER_IDS)
+
+
+def test_a_claim_of_a_dead_run_expires():
+    import tempfile
+
+    from ur4rec.llm.cache import ANSWERED, CLAIMED, OURS, Entry, LLMCache
+
+    with tempfile.TemporaryDirectory() as folder, LLMCache(Path(folder) / "c.sqlite") as cache:
+        assert cache.claim("k", "run-a", stale_after=60) == OURS
+        assert cache.claim("k", "run-b", stale_after=60) == CLAIMED  # run a is asking it
+        assert cache.claim("k", "run-b", stale_after=0) == OURS  # run a's claim is older than allowed: taken over
+        cache.put_ok(Entry("k", "item", 1, "m", "v1", "sha"), "an answer")
+        cache.release("k", "run-b")
+        assert cache.claim("k", "run-a", stale_after=60) == ANSWERED

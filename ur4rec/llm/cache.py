@@ -17,6 +17,15 @@ from pathlib import Path
 
 OK = "ok"
 FAILED = "failed"
+ANSWERED, CLAIMED, OURS = "answered", "claimed", "ours"  # what claim() found
+
+_CLAIMS = """
+CREATE TABLE IF NOT EXISTS llm_claims (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    claimed_at REAL NOT NULL
+)
+"""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS llm_cache (
@@ -95,8 +104,8 @@ class LLMCache:
         self._conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
         # Switching to WAL needs an exclusive lock; when two runs open a new file at once, SQLite may answer
         # "database is locked" at once rather than wait (lock-upgrade deadlock avoidance), so retry.
-        retry_while_locked(lambda: (self._conn.execute("PRAGMA journal_mode=WAL"), self._conn.execute(_SCHEMA)),
-                           busy_timeout)
+        retry_while_locked(lambda: (self._conn.execute("PRAGMA journal_mode=WAL"), self._conn.execute(_SCHEMA),
+                                    self._conn.execute(_CLAIMS)), busy_timeout)
 
     def close(self) -> None:
         with self._lock:
@@ -142,6 +151,32 @@ class LLMCache:
     def put_failed(self, entry: Entry, error: str, usage: dict | None = None) -> None:
         """Record a failure (kept out of the outputs, retried next run); never replaces an ok row."""
         self._write(entry, FAILED, None, error, usage)
+
+    def claim(self, key: str, owner: str, stale_after: float) -> str:
+        """Take the right to ask ``key``'s prompt, so two runs sharing the cache never both pay for it:
+        ``ANSWERED`` when an ok answer is cached, ``CLAIMED`` while another run's claim younger than
+        ``stale_after`` seconds holds it, else ``OURS`` (the claim now names ``owner``; :meth:`release` it)."""
+        now = time.time()
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                if self._conn.execute("SELECT 1 FROM llm_cache WHERE key = ? AND status = 'ok'", (key,)).fetchone():
+                    state = ANSWERED
+                else:
+                    held = self._conn.execute("SELECT owner, claimed_at FROM llm_claims WHERE key = ?", (key,)).fetchone()
+                    state = CLAIMED if held and held[0] != owner and now - held[1] < stale_after else OURS
+                    if state == OURS:
+                        self._conn.execute("INSERT OR REPLACE INTO llm_claims VALUES (?, ?, ?)", (key, owner, now))
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+        return state
+
+    def release(self, key: str, owner: str) -> None:
+        """Drop ``owner``'s claim on ``key`` (its answer, or failure, is written)."""
+        with self._lock:
+            self._conn.execute("DELETE FROM llm_claims WHERE key = ? AND owner = ?", (key, owner))
 
     def status(self, key: str) -> str | None:
         with self._lock:

@@ -10,6 +10,8 @@ after ``MAX_CONNECTION_FAILURES`` requests in a row instead of retrying every pr
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import sqlite3
 import sys
 import threading
@@ -19,11 +21,12 @@ from pathlib import Path
 
 from ur4rec.data.errors import DataFormatError
 
-from ur4rec.llm.cache import Entry, LLMCache, cache_key, prompt_sha256
+from ur4rec.llm.cache import ANSWERED, CLAIMED, Entry, LLMCache, cache_key, prompt_sha256
 from ur4rec.llm.client import (
     DEFAULT_BASE_URL, DEFAULT_KEY_ENV, ChatClient, LLMError, key_env_names, resolve_api_key,
 )
 from ur4rec.llm.outputs import OUTPUT_FILES, read_output, write_outputs
+from ur4rec.llm.progress import Progress
 from ur4rec.llm.prompts import ITEM, MAX_TOKENS, SYSTEM_PROMPT, TEMPERATURE, USER, Job, estimate_tokens
 
 CACHE_NAME = "llm_cache.sqlite"
@@ -131,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             stats = _Stats()
             interrupted = False
             try:
-                _run(todo, client, cache, args.model_name, args.concurrency, stats)
+                _run(todo, client, cache, args.model_name, args.concurrency, stats,
+                     stale_after=args.timeout * (args.max_retries + 1) + 30)
             except KeyboardInterrupt:
                 interrupted = True
             written = {kind: write_outputs(cache, {job.raw_id: entry_for(job, args.model_name).key for job in jobs[kind]},
@@ -139,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         client.close()
 
-    print(f"generate: {stats.ok} generated, {stats.failed} failed, {stats.tokens} tokens", file=sys.stderr)
+    print(f"generate: {stats.ok} generated, {stats.failed} failed, {stats.tokens} tokens"
+          + (f", {stats.shared} answered by another run sharing the cache" if stats.shared else ""), file=sys.stderr)
     for kind, merge in written.items():
         print(f"generate: {output_dir / OUTPUT_FILES[kind]}: {merge.total} entries ({merge.kept} kept, "
               f"{merge.added} added, {merge.replaced} replaced)", file=sys.stderr)
@@ -213,18 +218,23 @@ def _dry_run(jobs: dict[str, list[Job]], limits: dict, model: str, cache_path: P
 
 class _Stats:
     def __init__(self):
-        self.ok = self.failed = self.tokens = self.skipped = 0
+        self.ok = self.failed = self.tokens = self.skipped = self.shared = 0
         self.connection_failures_in_a_row = 0
         self.unreachable = threading.Event()  # set once the server looks dead: the other prompts are skipped
         self.errors: list[str] = []
         self.lock = threading.Lock()
 
 
-def _run(todo: list[Job], client: ChatClient, cache: LLMCache, model: str, concurrency: int, stats: _Stats) -> None:
-    """Make the calls, caching each result as it arrives, with a progress bar on stderr."""
+def _run(todo: list[Job], client: ChatClient, cache: LLMCache, model: str, concurrency: int, stats: _Stats,
+         stale_after: float = 600.0) -> None:
+    """Make the calls, caching each result as it arrives, with a progress bar on stderr.
+
+    A prompt that another run sharing the cache is asking right now (its claim younger than ``stale_after``
+    seconds) is not asked again: it is waited for at the end, and asked only if that run gave up on it."""
     if not todo:
         return
-    progress = _Progress(len(todo))
+    progress = Progress(len(todo))
+    owner, waiting = f"{os.getpid()}-{secrets.token_hex(4)}", []
 
     def work(job: Job) -> None:
         if stats.unreachable.is_set():
@@ -232,6 +242,21 @@ def _run(todo: list[Job], client: ChatClient, cache: LLMCache, model: str, concu
                 stats.skipped += 1
             return
         entry = entry_for(job, model)
+        state = cache.claim(entry.key, owner, stale_after)
+        if state == CLAIMED:
+            with stats.lock:
+                waiting.append(job)
+            return
+        if state == ANSWERED:
+            with stats.lock:
+                stats.shared += 1
+            return
+        try:
+            ask(job, entry)
+        finally:
+            cache.release(entry.key, owner)
+
+    def ask(job: Job, entry) -> None:
         try:
             answer = client.complete(SYSTEM_PROMPT, job.prompt)
         except LLMError as err:
@@ -255,39 +280,17 @@ def _run(todo: list[Job], client: ChatClient, cache: LLMCache, model: str, concu
         for future in as_completed(futures):
             future.result()
             progress.update(stats)
+        while waiting and not stats.unreachable.is_set():  # prompts another run was asking: wait for its answers
+            time.sleep(0.2)
+            for job in list(waiting):
+                waiting.remove(job)
+                work(job)  # answered now: counted; still claimed: back in the queue; given up: asked here
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     finally:
         progress.close()
     pool.shutdown()
-
-
-class _Progress:
-    """tqdm bar when available, else a line on stderr every ~5%."""
-
-    def __init__(self, total: int):
-        self.total, self.done, self._last = total, 0, 0.0
-        try:
-            from tqdm import tqdm
-        except ImportError:
-            self._bar = None
-        else:
-            self._bar = tqdm(total=total, desc="generate", unit="call", file=sys.stderr, dynamic_ncols=True)
-
-    def update(self, stats: _Stats) -> None:
-        self.done += 1
-        if self._bar is not None:
-            self._bar.set_postfix(failed=stats.failed, tokens=stats.tokens, refresh=False)
-            self._bar.update(1)
-        elif self.done == self.total or self.done % max(1, self.total // 20) == 0 or time.time() - self._last > 10:
-            self._last = time.time()
-            print(f"generate: {self.done}/{self.total} calls, {stats.failed} failed, {stats.tokens} tokens",
-                  file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
 
 
 if __name__ == "__main__":

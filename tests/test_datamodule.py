@@ -138,7 +138,7 @@ def test_batches_carry_aligned_user_text_vectors(tmp_path):
         torch.testing.assert_close(batch["user_text"], module.features.user_text[batch["user"]])
     assert module.features.item_text.shape == (splits.num_items + 1, 12)
     np.testing.assert_array_equal(module.features.raw_item_ids, splits.raw_item_ids)
-    with pytest.raises(RuntimeError, match="features are disabled"):
+    with pytest.raises(ValueError, match="data.features is false"):
         UR4RecDataModule(str(tmp_path / "data")).build_features()
 
 

@@ -179,7 +179,7 @@ class UR4RecDataModule(L.LightningDataModule):
     def build_features(self) -> FeatureTables:
         """Text and image tables aligned with the remapped ids (built once, embeddings cached on disk)."""
         if not self.hparams.features:
-            raise RuntimeError("features are disabled: set data.features=true (the CLI links it to model.experts)")
+            raise ConfigError("data.features is false: the item features need it (the CLI sets it when model.retriever is set)")
         if self._features is None:
             splits, hp = self.load(), self.hparams
             texts = build_texts(self.raw, splits.user_text_view(hp.retriever_positions), hp.llm_dir)

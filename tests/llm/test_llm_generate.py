@@ -2,89 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
-import sys
 import threading
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for llm_server
-from llm_server import FakeLLMServer, user_message  # noqa: E402
-
-from ur4rec.llm.generate import main  # noqa: E402
-
-KEY_ENV = "UR4REC_TEST_LLM_KEY"
-KEY = "sk-test-SECRET-7f3a9c1e55d0"
-
-
-def _flags(*indices: int) -> str:
-    return "|".join("1" if i in indices else "0" for i in range(19))
-
-
-# Items 1-6 are training items; 10-15 are each exactly one user's validation or test item (and nobody's
-# training item), with titles found nowhere else; 16 is rated 2 (filtered out).
-TITLES = {
-    1: "Alpha Train (1995)", 2: "Bravo Train (1996)", 3: "Charlie Train (1994)", 4: "Delta Train (1993)",
-    5: "Echo Train (1992)", 6: "Foxtrot Train (1991)",
-    10: "SECRET-VALID-U1 (1990)", 11: "SECRET-TEST-U1 (1990)", 12: "SECRET-VALID-U2 (1990)",
-    13: "SECRET-TEST-U2 (1990)", 14: "SECRET-VALID-U3 (1990)", 15: "SECRET-TEST-U3 (1990)",
-    16: "Low Rated Film (1980)",
-}
-# user, item, rating, timestamp; the test item comes first in the file to prove ordering is by time
-RATINGS = [
-    (1, 11, 5, 900), (1, 1, 4, 100), (1, 2, 5, 101), (1, 3, 4, 102), (1, 10, 5, 800),
-    (2, 2, 4, 200), (2, 3, 5, 201), (2, 4, 4, 202), (2, 12, 5, 800), (2, 13, 4, 900),
-    (3, 1, 5, 300), (3, 4, 4, 301), (3, 5, 5, 302), (3, 6, 4, 303), (3, 14, 4, 800), (3, 15, 5, 900),
-    (3, 16, 2, 304),
-]
-ITEM_IDS = [1, 2, 3, 4, 5, 6, 10, 11, 12, 13, 14, 15]
-USER_IDS = [1, 2, 3]
-TRAIN = {1: [1, 2, 3], 2: [2, 3, 4], 3: [1, 4, 5, 6]}
-N_CALLS = len(ITEM_IDS) + len(USER_IDS)
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "ml-100k"
-    root.mkdir()
-    (root / "u.data").write_text("".join(f"{u}\t{i}\t{r}\t{t}\n" for u, i, r, t in RATINGS))
-    (root / "u.item").write_bytes("".join(
-        f"{i}|{title}|01-Jan-1995||http://x/{i}|{_flags(1 + i % 17, 8)}\n" for i, title in TITLES.items()
-    ).encode("latin-1"))
-    (root / "u.user").write_text("1|24|M|technician|85711\n2|53|F|other|94043\n3|23|M|writer|32067\n")
-    return root
-
-
-@pytest.fixture
-def env(monkeypatch):
-    monkeypatch.setenv(KEY_ENV, KEY)
-    monkeypatch.delenv("DASHSCOPE_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    return monkeypatch
-
-
-def run(data_dir: Path, out: Path, server: FakeLLMServer | None, *extra: str) -> int:
-    # the tiny users have 3-4 training items: hold none back unless a test says otherwise
-    argv = ["--data_dir", str(data_dir), "--output_dir", str(out), "--api_key_env", KEY_ENV,
-            "--min_user_interactions", "3", "--max_retries", "0", "--timeout", "5", "--retriever_positions", "0"]
-    if server is not None:
-        argv += ["--base_url", server.base_url]
-    return main(argv + list(extra))  # later flags override the defaults above
-
-
-def load(out: Path, name: str) -> dict:
-    return json.loads((out / name).read_text(encoding="utf-8"))
-
-
-def rows(out: Path) -> list[tuple]:
-    with sqlite3.connect(out / "llm_cache.sqlite") as conn:
-        return conn.execute("SELECT kind, raw_id, status, text, error FROM llm_cache ORDER BY kind, raw_id").fetchall()
+from generate_setup import (ITEM_IDS, KEY, KEY_ENV, N_CALLS, TITLES, TRAIN, USER_IDS, FakeLLMServer, load, main, rows,
+                            run, user_message)
 
 
 def test_writes_raw_id_outputs_and_second_run_makes_no_calls(data_dir, tmp_path, env):
@@ -321,46 +247,6 @@ def test_interrupt_keeps_what_was_generated(data_dir, tmp_path, env, default_sig
         assert len(load(out, "item_descriptions.json")) == len(ITEM_IDS)
 
 
-def test_existing_outputs_are_merged_never_dropped(data_dir, tmp_path, env, capsys):
-    """A run over 5 items once rewrote a file of 1,659 descriptions with those 5 (and with none against a
-    dead server): entries already written are kept, the same id takes the new answer, counts are printed."""
-    out = tmp_path / "out"
-    out.mkdir()
-    earlier = {"9999": "Written by an earlier run.", "1": "An older description of item 1."}
-    (out / "item_descriptions.json").write_text(json.dumps(earlier))
-    with FakeLLMServer() as server:
-        assert run(data_dir, out, server, "--skip_users", "--num_items", "2") == 0
-    items = load(out, "item_descriptions.json")
-    assert items["9999"] == earlier["9999"]  # kept
-    assert items["1"] == f"Generated: Movie title: {TITLES[1]}" and items["2"].startswith("Generated")  # new wins
-    assert list(items) == ["1", "2", "9999"]
-    assert "item_descriptions.json: 3 entries (1 kept, 1 added, 1 replaced)" in capsys.readouterr().err
-
-    with FakeLLMServer(behaviour=lambda body, attempt: "500") as dead:
-        assert run(data_dir, out, dead, "--skip_users") == 1  # every request fails
-    assert load(out, "item_descriptions.json") == items  # nothing dropped
-
-    (out / "item_descriptions.json").write_text("{not json")
-    with FakeLLMServer() as server:
-        assert run(data_dir, out, server, "--skip_users") == 2  # refused before any request
-        assert server.count == 0
-    assert "cannot merge new answers into it" in capsys.readouterr().err
-    assert (out / "item_descriptions.json").read_text() == "{not json"
-
-
-def test_an_unreachable_server_stops_the_run_early(data_dir, tmp_path, env, capsys):
-    import socket
-
-    with socket.socket() as probe:  # a loopback port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    out = tmp_path / "out"
-    assert run(data_dir, out, None, "--base_url", f"http://127.0.0.1:{port}/v1", "--concurrency", "1") == 1
-    err = capsys.readouterr().err
-    assert "8 requests in a row could not reach" in err and f"({N_CALLS - 8} prompts not sent)" in err
-    assert len(rows(out)) == 8  # the eight attempts are recorded as failed, to be retried
-
-
 def test_dry_run_says_why_fewer_users_get_a_prompt_than_the_split_holds(data_dir, tmp_path, env, capsys):
     """The README's 938 users against the dry run's 839: users whose training items all fall in the held-out
     latest ones get no prompt; the run says so instead of leaving the numbers to disagree."""
@@ -371,47 +257,3 @@ def test_dry_run_says_why_fewer_users_get_a_prompt_than_the_split_holds(data_dir
             and "the other 2 keep the template profile" in text)
     assert run(data_dir, tmp_path / "out", None, "--dry_run") == 0  # nothing held out: no note
     assert "in the split" not in capsys.readouterr().out
-
-
-def test_a_cache_that_is_a_folder_or_not_a_database_is_one_line(data_dir, tmp_path, env, capsys):
-    (tmp_path / "folder").mkdir()
-    assert run(data_dir, tmp_path / "out", None, "--cache", str(tmp_path / "folder")) == 2
-    assert "--cache names a folder" in capsys.readouterr().err
-    (tmp_path / "junk.sqlite").write_bytes(b"this is not an sqlite file at all" * 10)
-    assert run(data_dir, tmp_path / "out", None, "--cache", str(tmp_path / "junk.sqlite")) == 2
-    assert "junk.sqlite: not a readable LLM cache" in capsys.readouterr().err
-    assert (tmp_path / "junk.sqlite").read_bytes() == b"this is not an sqlite file at all" * 10  # untouched
-
-
-def test_two_runs_sharing_a_cache_ask_each_prompt_once(data_dir, tmp_path, env):
-    """Two runs on one cache once paid for every prompt twice (4,572 answers for 2,269 prompts): a prompt
-    the other run is asking is claimed in the cache and waited for, not asked again."""
-    cache = tmp_path / "shared.sqlite"
-    codes = []
-    with FakeLLMServer(delay=0.2) as server:  # slow enough that the runs overlap
-        runs = [threading.Thread(target=lambda out=out: codes.append(run(data_dir, out, server, "--cache", str(cache),
-                                                                         "--concurrency", "2")))
-                for out in (tmp_path / "a", tmp_path / "b")]
-        for thread in runs:
-            thread.start()
-        for thread in runs:
-            thread.join(120)
-        assert codes == [0, 0]
-        assert server.count == N_CALLS  # each prompt asked once between the two runs
-    for out in ("a", "b"):  # and both runs wrote every answer
-        assert len(load(tmp_path / out, "item_descriptions.json")) == len(ITEM_IDS)
-        assert len(load(tmp_path / out, "user_preferences.json")) == len(USER_IDS)
-
-
-def test_a_claim_of_a_dead_run_expires():
-    import tempfile
-
-    from ur4rec.llm.cache import ANSWERED, CLAIMED, OURS, Entry, LLMCache
-
-    with tempfile.TemporaryDirectory() as folder, LLMCache(Path(folder) / "c.sqlite") as cache:
-        assert cache.claim("k", "run-a", stale_after=60) == OURS
-        assert cache.claim("k", "run-b", stale_after=60) == CLAIMED  # run a is asking it
-        assert cache.claim("k", "run-b", stale_after=0) == OURS  # run a's claim is older than allowed: taken over
-        cache.put_ok(Entry("k", "item", 1, "m", "v1", "sha"), "an answer")
-        cache.release("k", "run-b")
-        assert cache.claim("k", "run-a", stale_after=60) == ANSWERED

@@ -22,14 +22,12 @@ def split_at_dashes(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def configured(cli_args: list[str]) -> UR4RecCLI:
     """The model, DataModule and trainer of a LightningCLI configuration, built without running anything
-    (no logger, no progress bar, no saved config), with the item features in the model when it has a retriever."""
+    (no logger, no progress bar, no saved config), with the item features in the model when it uses them."""
     cli = UR4RecCLI(args=[*cli_args, "--trainer.logger", "false", "--trainer.enable_progress_bar", "false"],
                     run=False, save_config_callback=None)
     cli.datamodule.setup("test")
-    if cli.model.net.retriever is not None:
-        tables = cli.datamodule.features
-        cli.model.net.set_item_features(tables.item_text, tables.item_image, tables.image_mask,
-                                        cli.datamodule.seen_item_mask())
+    if cli.model.net.needs_features:
+        cli.model.attach_item_features(cli.datamodule)
     return cli
 
 

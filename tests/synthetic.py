@@ -1,4 +1,4 @@
-"""Small models for the tests: a UR4RecModule of hidden size 16 and its features (datasets: ``writers.py``)."""
+"""Small models for the tests: a UR4RecModule of hidden size 16 (datasets: ``writers.py``)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,3 @@ def small_module(num_items: int, text_dim: int = 0, image_dim: int = 0, retrieve
                         retriever=None if retriever is None else RetrieverConfig(**{"hidden_size": 16, **retriever}),
                         loss_weights=LossWeights(**(loss_weights or {})), **kwargs)
 
-
-def load_features(module, datamodule) -> None:
-    """Put a DataModule's item tables into a module's model (what ``UR4RecModule.setup`` does under the CLI)."""
-    tables = datamodule.features
-    module.net.set_item_features(tables.item_text, tables.item_image, tables.image_mask, datamodule.seen_item_mask())

@@ -72,8 +72,9 @@ def negatives_for_loss(loss: str) -> int:
     return 0 if loss == "ce" else 1
 
 
-def has_retriever(retriever) -> bool:
-    return retriever is not None
+def uses_features(retriever, sasrec) -> bool:
+    """The item features take part with a retriever or with SASRec's content term."""
+    return retriever is not None or bool(getattr(sasrec, "content", False))
 
 
 def retriever_positions(retriever) -> int:
@@ -187,7 +188,7 @@ class UR4RecCLI(LightningCLI):
         parser.link_arguments("seed_everything", "data.seed", compute_fn=shuffle_seed)
         parser.link_arguments("data.max_seq_len", "model.max_seq_len")
         parser.link_arguments("model.sasrec.loss", "data.train_negatives", compute_fn=negatives_for_loss)
-        parser.link_arguments("model.retriever", "data.features", compute_fn=has_retriever)
+        parser.link_arguments(("model.retriever", "model.sasrec"), "data.features", compute_fn=uses_features)
         parser.link_arguments("model.retriever", "data.retriever_positions", compute_fn=retriever_positions)
         parser.link_arguments("data.num_items", "model.num_items", apply_on="instantiate")
         parser.link_arguments("data.text_dim", "model.text_dim", apply_on="instantiate")

@@ -130,16 +130,20 @@ class UR4RecModule(L.LightningModule):
         new_items = datamodule.new_item_mask() if datamodule is not None else None
         if new_items is not None:  # the new-item protocol: the cold users are also ranked among new items only
             self.new_items.copy_(new_items)
-            if self.net.retriever is None:
+            if self.net.retriever is None and not self.net.sasrec_config.content:
                 rank_zero_warn("data.cold_item_fraction > 0 with model.retriever null: new items are scored by SASRec "
                                "item embeddings that never trained (expect near-random ranks for them)")
-        if self.net.retriever is not None and datamodule is not None:
-            tables = datamodule.features
-            self.net.set_item_features(tables.item_text, tables.item_image, tables.image_mask,
-                                       datamodule.seen_item_mask())
+        if self.net.needs_features and datamodule is not None:
+            tables = self.attach_item_features(datamodule)
             if self.logger is not None:  # which encoders produced this run's features
                 self.logger.log_hyperparams({"features/text_model": tables.text_model,
                                              "features/image_encoder": tables.image_encoder})
+
+    def attach_item_features(self, datamodule):
+        """Copy the DataModule's item feature tables and its trained-on items into the model; returns the tables."""
+        tables = datamodule.features
+        self.net.set_item_features(tables.item_text, tables.item_image, tables.image_mask, datamodule.seen_item_mask())
+        return tables
 
     def on_fit_start(self) -> None:
         if self.hparams.sasrec_checkpoint and self.trainer.ckpt_path is None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from feature_fixtures import HashTextEncoder
-from synthetic import load_features, small_module
+from synthetic import small_module
 from writers import write_ml100k
 from ur4rec.callbacks import AdaptiveAlternating, TrainingStages
 from ur4rec.callbacks.alternating import relative_change
@@ -39,7 +39,7 @@ def make_model(dm: UR4RecDataModule, retriever: dict | None = None, **kwargs) ->
     torch.manual_seed(0)
     model = small_module(dm.num_items, dm.text_dim, dm.image_dim, retriever={"recent_content": 0, **(retriever or {})},
                          **kwargs)
-    model.setup = lambda stage: load_features(model, dm)
+    model.setup = lambda stage: model.attach_item_features(dm)
     return model
 
 
@@ -220,7 +220,7 @@ def test_schedulers_that_cannot_work_here_are_refused(datamodule):
 
 def test_recent_item_text_is_the_mean_over_each_window(datamodule):
     model = make_model(datamodule, retriever={"recent_content": 3})
-    load_features(model, datamodule)
+    model.attach_item_features(datamodule)
     items = torch.tensor([[0, 0, 0, 5, 2], [1, 2, 3, 4, 6]])  # left-padded like the training inputs
     got = model.net.recent_item_text(items, positions=3)  # windows ending at the last 3 columns
     text = model.net.item_text

@@ -26,7 +26,8 @@ def make_module(**loss_weights) -> UR4Rec:
     g = torch.Generator().manual_seed(1)
     mask = torch.ones(N + 1, dtype=torch.bool)
     mask[0] = False
-    module.set_item_features(torch.randn(N + 1, TEXT, generator=g), torch.randn(N + 1, IMAGE, generator=g), mask)
+    module.set_item_features(torch.randn(N + 1, TEXT, generator=g), torch.randn(N + 1, IMAGE, generator=g), mask,
+                             mask)
     return module
 
 

@@ -16,7 +16,12 @@ from ur4rec.models.retriever import EXPERTS
 @dataclass
 class SASRecConfig:
     """SASRec's architecture and loss (``ce`` full softmax, ``bce``/``bpr`` with sampled negatives);
-    ``compile``: a ``torch.compile`` backend for the encoder (e.g. ``inductor``), None for eager mode."""
+    ``compile``: a ``torch.compile`` backend for the encoder (e.g. ``inductor``), None for eager mode.
+
+    ``content``: an item is its ID embedding plus a projection of its description vector, and an item no
+    training sequence holds (a new one) is its projection alone; ``id_dropout``: the fraction of items
+    whose ID term is dropped at each training step, so the projection learns to rank on its own.
+    """
 
     hidden_size: int = 64
     num_blocks: int = 2
@@ -24,6 +29,8 @@ class SASRecConfig:
     dropout: float = 0.5
     loss: str = "ce"
     compile: str | None = None
+    content: bool = False
+    id_dropout: float = 0.0
 
     def validate(self) -> None:
         check(self.hidden_size > 0, "model.sasrec.hidden_size", f"must be > 0, got {self.hidden_size}")
@@ -32,6 +39,8 @@ class SASRecConfig:
               f"must be > 0 and divide hidden_size {self.hidden_size}, got {self.num_heads}")
         check(0 <= self.dropout < 1, "model.sasrec.dropout", f"must be in [0, 1), got {self.dropout}")
         check(self.loss in LOSSES, "model.sasrec.loss", f"must be one of {LOSSES}, got {self.loss!r}")
+        check(0 <= self.id_dropout < 1 and (self.content or self.id_dropout == 0), "model.sasrec.id_dropout",
+              f"must be in [0, 1), and 0 without model.sasrec.content; got {self.id_dropout}")
 
 
 @dataclass

@@ -44,14 +44,25 @@ class SASRec(nn.Module):
 
     Positions count from the first real item, so the output does not depend on the padding side;
     a position attends to itself and earlier real items only, and padded positions output zeros.
+
+    With ``content_dim > 0`` an item is represented, at the input and as a scoring target, by its ID
+    embedding plus a linear projection of its content vector (``set_item_content``); an item outside
+    ``item_known`` (never in training) has no ID term, so an untrained embedding never decides its
+    rank. ``id_dropout`` drops the ID term of that fraction of items at each training call, so the
+    content term learns to rank an item on its own.
     """
 
     def __init__(self, num_items: int, hidden_size: int = 64, num_blocks: int = 2, num_heads: int = 2,
-                 dropout: float = 0.2, max_seq_len: int = 50):
+                 dropout: float = 0.2, max_seq_len: int = 50, content_dim: int = 0, id_dropout: float = 0.0):
         super().__init__()
         self.num_items = num_items
         self.hidden_size = hidden_size
+        self.id_dropout = id_dropout
         self.item_embedding = nn.Embedding(num_items + 1, hidden_size, padding_idx=0)
+        self.content_projection = nn.Linear(content_dim, hidden_size, bias=False) if content_dim else None
+        # The content table and the items trained on come from the data: derived, not checkpointed.
+        self.register_buffer("item_content", torch.zeros(num_items + 1, content_dim), persistent=False)
+        self.register_buffer("item_known", torch.ones(num_items + 1, dtype=torch.bool), persistent=False)
         self.position_embedding = nn.Embedding(max_seq_len, hidden_size)
         self.embedding_dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(SelfAttentionBlock(hidden_size, num_heads, dropout) for _ in range(num_blocks))
@@ -67,11 +78,28 @@ class SASRec(nn.Module):
         if isinstance(module, nn.Embedding) and module.padding_idx is not None:
             nn.init.zeros_(module.weight[module.padding_idx])
 
+    def set_item_content(self, content: torch.Tensor, known: torch.Tensor) -> None:
+        """content: (N + 1, Dc) item vectors; known: (N + 1,) bool, the items some training sequence holds."""
+        self.item_content.copy_(content)
+        self.item_known.copy_(known)
+
+    def item_table(self) -> torch.Tensor:
+        """Every item's representation (N + 1, D): its ID embedding, plus its projected content when built
+        with ``content_dim`` (then only known items keep the ID term, a fraction ``id_dropout`` fewer in training)."""
+        ids = self.item_embedding.weight  # (N + 1, D)
+        if self.content_projection is None:
+            return ids
+        keep = self.item_known
+        if self.training and self.id_dropout > 0:
+            keep = keep & (torch.rand(keep.shape, device=keep.device) >= self.id_dropout)
+        return ids * keep[:, None] + self.content_projection(self.item_content)
+
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """items: (B, L) ids with 0 as padding on either side -> hidden states (B, L, D), zero at padding."""
         real = items > 0  # (B, L)
         positions = (real.cumsum(1) - 1).clamp(min=0)  # (B, L) index among real items
-        x = self.item_embedding(items) * math.sqrt(self.hidden_size) + self.position_embedding(positions)
+        items_in = F.embedding(items, self.item_table(), padding_idx=0)  # (B, L, D)
+        x = items_in * math.sqrt(self.hidden_size) + self.position_embedding(positions)
         x = self.embedding_dropout(x) * real[..., None]
         L = items.shape[1]
         causal = torch.ones(L, L, dtype=torch.bool, device=items.device).tril()  # (L, L)
@@ -90,4 +118,4 @@ class SASRec(nn.Module):
 
     def score_all(self, states: torch.Tensor) -> torch.Tensor:
         """Dot-product scores of states (..., D) against every item -> (..., num_items + 1); column 0 is padding."""
-        return states @ self.item_embedding.weight.T
+        return states @ self.item_table().T

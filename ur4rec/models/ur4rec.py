@@ -52,8 +52,10 @@ class UR4Rec(nn.Module):
             if config is not None:
                 config.validate()  # here, not in __post_init__: a bad value is one ConfigError naming its key
         self.sasrec_config, self.retriever_config = sasrec, retriever
+        check(not sasrec.content or text_dim > 0, "model.sasrec.content",
+              "needs the item text vectors (data.features, linked by the CLI); got text_dim=0")
         self.sasrec = SASRec(num_items, sasrec.hidden_size, sasrec.num_blocks, sasrec.num_heads, sasrec.dropout,
-                             max_seq_len)
+                             max_seq_len, text_dim if sasrec.content else 0, sasrec.id_dropout)
         if sasrec.compile:
             self.sasrec.compile(backend=sasrec.compile)
         self.retriever: MoERetriever | None = None
@@ -78,6 +80,11 @@ class UR4Rec(nn.Module):
             self.register_buffer("item_seen", torch.ones(num_items + 1, dtype=torch.bool), persistent=False)
 
     @property
+    def needs_features(self) -> bool:
+        """Whether the item feature tables take part (``set_item_features``): a retriever or SASRec's content term."""
+        return self.retriever is not None or self.sasrec_config.content
+
+    @property
     def module_names(self) -> tuple[str, ...]:
         """The modules that own parameters and an optimizer: SASRec, and the retriever when built."""
         return MODULES if self.retriever is not None else MODULES[:1]
@@ -90,13 +97,17 @@ class UR4Rec(nn.Module):
         return [p for head in heads for p in head.parameters()]
 
     def set_item_features(self, item_text: torch.Tensor, item_image: torch.Tensor, image_mask: torch.Tensor,
-                          item_seen: torch.Tensor | None = None) -> None:
+                          item_seen: torch.Tensor) -> None:
         """Copy the item tables (N + 1, Dt), (N + 1, Di), (N + 1,) and the items trained on (N + 1,) bool
-        (used when ``content_for_unseen``) into the model's buffers."""
+        (used by SASRec's content term and when ``content_for_unseen``) into the model's buffers."""
+        if self.sasrec_config.content:
+            self.sasrec.set_item_content(item_text, item_seen)
+        if self.retriever is None:
+            return
         self.item_text.copy_(item_text)
         self.item_image.copy_(item_image.reshape(self.item_image.shape))
         self.image_mask.copy_(image_mask)
-        if item_seen is not None and self.retriever_config.content_for_unseen:
+        if self.retriever_config.content_for_unseen:
             self.item_seen.copy_(item_seen)
 
     # ------------------------------------------------------------------------------------------ scoring
@@ -134,7 +145,12 @@ class UR4Rec(nn.Module):
         out = self.retrieve(states, batch["user_text"], None if latest is None else latest[:, 0])
         if mode == SCORE_RETRIEVER:
             return torch.zeros_like(out.scores), out.scores, out
-        return (*self.fusion.parts(sasrec_scores, out.scores, self.item_seen), out)
+        return (*self.fusion.parts(sasrec_scores, out.scores, self.fusion_seen()), out)
+
+    def fusion_seen(self) -> torch.Tensor | None:
+        """The items whose SASRec score the fusion keeps: those trained on, or all (None) when SASRec's
+        content term scores the others itself."""
+        return None if self.sasrec_config.content else self.item_seen
 
     def scores(self, batch: dict[str, torch.Tensor], mode: str) -> tuple[torch.Tensor, RetrieverOutput | None]:
         """Scores of every item for each user's visible window: (B, N + 1), column 0 = padding; and the
@@ -175,7 +191,7 @@ class UR4Rec(nn.Module):
             hidden = self.sasrec(batch["input"])  # (B, L, D)
         losses: dict[str, torch.Tensor] = {}
         if objective != OBJECTIVE_RETRIEVER:
-            losses[SASREC] = next_item_loss(hidden, target, self.sasrec.item_embedding.weight,
+            losses[SASREC] = next_item_loss(hidden, target, self.sasrec.item_table(),
                                             self.sasrec_config.loss, batch.get("negative"))
         if self.retriever is None or objective == OBJECTIVE_SASREC:
             losses["total"] = losses[SASREC]
@@ -201,7 +217,7 @@ class UR4Rec(nn.Module):
             return losses
         assert objective == OBJECTIVE_JOINT
         sasrec_scores = self.sasrec.score_all(states)  # (P, N + 1)
-        fused = self.fusion(sasrec_scores, out.scores, self.item_seen)  # (P, N + 1)
+        fused = self.fusion(sasrec_scores, out.scores, self.fusion_seen())  # (P, N + 1)
         losses["fused"] = masked_cross_entropy(fused, targets)
         auxiliary = w.sasrec * losses[SASREC] + w.retriever * losses[RETRIEVER] + w.balance * losses["balance"]
         if self.contrastive is not None:

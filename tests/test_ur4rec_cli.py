@@ -223,3 +223,14 @@ def test_side_signal_ranks_with_each_input(workdir, monkeypatch, capsys):
     with pytest.raises(SystemExit, match="needs item features"):
         tools(["side_signal", "--", "--config", str(REPO / "configs/sasrec.yaml"),
               f"--data.data_dir={workdir / 'data'}"])
+
+
+def test_sasrec_with_content_gets_the_item_texts_and_ranks_new_items_by_them(workdir, recwarn):
+    cli = fit(workdir, "content", "--model.retriever=null", "--model.sasrec.content=true", "--model.sasrec.id_dropout=0.2",
+              "--data.cold_item_fraction=0.2", "--stages.pretrain_sasrec=1")
+    assert not [w for w in recwarn if "never trained" in str(w.message)]  # content, not untrained IDs
+    sasrec, datamodule = cli.model.net.sasrec, cli.datamodule
+    assert torch.equal(sasrec.item_known, datamodule.seen_item_mask())
+    assert torch.equal(sasrec.item_content, datamodule.features.item_text)
+    new = datamodule.new_item_mask()
+    assert new.any() and not sasrec.item_known[new].any()  # every new item is ranked by its content alone

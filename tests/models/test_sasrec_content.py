@@ -48,12 +48,14 @@ def test_a_new_items_content_decides_its_score():
 
 def test_id_dropout_drops_id_terms_in_training_only():
     model = content_model(id_dropout=0.5)
-    content_only = model.content_projection(model.item_content)  # (N + 1, D)
+    with torch.no_grad():
+        model.unknown_item.copy_(torch.randn(16))
+    content_only = model.unknown_item + model.content_projection(model.item_content)  # (N + 1, D)
     torch.testing.assert_close(model.item_table(), model.item_table())  # evaluation: deterministic
     model.train()
     torch.manual_seed(3)
     table = model.item_table()
-    dropped = torch.isclose(table, content_only).all(1)[1:]  # items whose row is the projection alone
+    dropped = torch.isclose(table, content_only).all(1)[1:]  # items whose row is the unknown vector + content
     assert 0 < dropped.sum() < N  # about half: some dropped, not all
     assert dropped[[i - 1 for i in NEW]].all()  # new items never have an ID term
 
@@ -66,6 +68,7 @@ def test_sasrec_content_trains_its_projection_through_the_loss():
     batch = {"input": torch.tensor([[0, 1, 2, 3, 5, 6]]), "target": torch.tensor([[0, 2, 3, 5, 6, 7]])}
     model.losses(batch, "sasrec")["total"].backward()
     assert model.sasrec.content_projection.weight.grad.abs().sum() > 0
+    assert model.sasrec.unknown_item.grad.abs().sum() > 0  # learns from the new items' (and dropped IDs') scores
 
 
 def test_fusion_keeps_sasrecs_score_of_new_items_when_sasrec_reads_content():

@@ -46,10 +46,11 @@ class SASRec(nn.Module):
     a position attends to itself and earlier real items only, and padded positions output zeros.
 
     With ``content_dim > 0`` an item is represented, at the input and as a scoring target, by its ID
-    embedding plus a linear projection of its content vector (``set_item_content``); an item outside
-    ``item_known`` (never in training) has no ID term, so an untrained embedding never decides its
-    rank. ``id_dropout`` drops the ID term of that fraction of items at each training call, so the
-    content term learns to rank an item on its own.
+    embedding plus a linear projection of its content vector (``set_item_content``). An item outside
+    ``item_known`` (never in training) has one learned "unknown item" vector in place of its ID
+    embedding, so an untrained embedding never decides its rank. ``id_dropout`` gives that fraction of
+    items the unknown vector at each training call, so the content term learns to rank an item on its
+    own and the unknown vector learns how much probability such an item deserves.
     """
 
     def __init__(self, num_items: int, hidden_size: int = 64, num_blocks: int = 2, num_heads: int = 2,
@@ -60,6 +61,7 @@ class SASRec(nn.Module):
         self.id_dropout = id_dropout
         self.item_embedding = nn.Embedding(num_items + 1, hidden_size, padding_idx=0)
         self.content_projection = nn.Linear(content_dim, hidden_size, bias=False) if content_dim else None
+        self.unknown_item = nn.Parameter(torch.zeros(hidden_size)) if content_dim else None
         # The content table and the items trained on come from the data: derived, not checkpointed.
         self.register_buffer("item_content", torch.zeros(num_items + 1, content_dim), persistent=False)
         self.register_buffer("item_known", torch.ones(num_items + 1, dtype=torch.bool), persistent=False)
@@ -85,14 +87,15 @@ class SASRec(nn.Module):
 
     def item_table(self) -> torch.Tensor:
         """Every item's representation (N + 1, D): its ID embedding, plus its projected content when built
-        with ``content_dim`` (then only known items keep the ID term, a fraction ``id_dropout`` fewer in training)."""
+        with ``content_dim`` (then only known items keep their ID embedding, a fraction ``id_dropout`` fewer in
+        training; the others have the unknown-item vector)."""
         ids = self.item_embedding.weight  # (N + 1, D)
         if self.content_projection is None:
             return ids
         keep = self.item_known
         if self.training and self.id_dropout > 0:
             keep = keep & (torch.rand(keep.shape, device=keep.device) >= self.id_dropout)
-        return ids * keep[:, None] + self.content_projection(self.item_content)
+        return torch.where(keep[:, None], ids, self.unknown_item) + self.content_projection(self.item_content)
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """items: (B, L) ids with 0 as padding on either side -> hidden states (B, L, D), zero at padding."""

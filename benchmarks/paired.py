@@ -13,6 +13,10 @@ The seeds all meet the same users, so averaging seeds does not remove the noise 
 split holds. The bootstrap resamples users (one draw shared by both sides) and gives a 95% interval
 of the relative difference. The ``ensemble`` row ranks by the summed log-softmax scores of the baseline
 checkpoints: the gain that plain ensembling of the baseline gives, without any side information.
+
+``--slices`` adds, for the mean of the pairs, one row per evaluation slice (``ur4rec.slices``: cold / warm /
+new items only under the new-item protocol, target popularity, history length) with its users, the
+bootstrap drawn over that slice's users.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 from benchmarks.common import configured, evaluation_batches, load_for_scoring, markdown_table, resolve, split_at_dashes
 from ur4rec.metrics import NDCG, HitRate, full_ranking_ranks
 from ur4rec.module import UR4RecModule
+from ur4rec.slices import COLD_NEW, SLICES, slice_masks
 
 METRICS = {"ndcg@10": NDCG(10), "hit@10": HitRate(10)}
 
@@ -40,12 +45,14 @@ def log_scores(model: UR4RecModule, batches: list[dict[str, torch.Tensor]]) -> t
     return torch.cat(rows)
 
 
-def user_gains(scores: torch.Tensor, batches: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """metric -> (U,) per-user gain of ``scores`` (U, N + 1) against the batches' targets and histories."""
+def user_gains(scores: torch.Tensor, batches: list[dict[str, torch.Tensor]],
+               among: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """metric -> (U,) per-user gain of ``scores`` (U, N + 1) against the batches' targets and histories,
+    ranked among all items or the items ``among`` (N + 1,) bool marks."""
     ranks, start = [], 0
     for batch in batches:
         end = start + batch["target"].shape[0]
-        ranks.append(full_ranking_ranks(scores[start:end], batch["target"], batch["history"]))
+        ranks.append(full_ranking_ranks(scores[start:end], batch["target"], batch["history"], among))
         start = end
     ranks = torch.cat(ranks)  # (U,)
     return {name: metric.gain(ranks) for name, metric in METRICS.items()}
@@ -65,9 +72,33 @@ def bootstrap_relative(baseline: torch.Tensor, candidate: torch.Tensor, draws: i
     return float(candidate.double().mean() / baseline.double().mean() - 1), low, high
 
 
+def slice_rows(sides: dict[str, list[torch.Tensor]], batches: list[dict[str, torch.Tensor]],
+               new_items: torch.Tensor | None, draws: int) -> list[dict[str, object]]:
+    """Rows of the mean of pairs per slice: each slice's users (the bootstrap draws over them alone); the
+    ``cold_new`` slice ranks the cold users among the new items only."""
+    masks = {name: torch.cat([m[name] for m in (slice_masks(b, SLICES) for b in batches)])
+             for name in SLICES if name in slice_masks(batches[0], SLICES)}
+    rows = []
+    for name, users in masks.items():
+        among = new_items if name == COLD_NEW else None
+        means = {side: {m: torch.stack([user_gains(s, batches, among)[m] for s in scores]).mean(0) for m in METRICS}
+                 for side, scores in sides.items()}
+        for metric in METRICS:
+            base, cand = means["baseline"][metric][users], means["candidate"][metric][users]
+            relative, low, high = bootstrap_relative(base, cand, draws) if users.any() else (0.0, 0.0, 0.0)
+            rows.append({"compared": f"slice {name} ({int(users.sum())} users)", "metric": metric,
+                         "baseline": float(base.mean()) if users.any() else 0.0,
+                         "candidate": float(cand.mean()) if users.any() else 0.0,
+                         "relative": relative, "low": low, "high": high})
+    return rows
+
+
 def compare(model: UR4RecModule, batches: list[dict[str, torch.Tensor]], baseline: Sequence[str],
-            candidate: Sequence[str], draws: int = 2000) -> list[dict[str, object]]:
-    """Rows of the comparison: each pair, both sides averaged over their checkpoints, and the baseline ensemble."""
+            candidate: Sequence[str], draws: int = 2000, slices: bool = False,
+            new_items: torch.Tensor | None = None) -> list[dict[str, object]]:
+    """Rows of the comparison: each pair, both sides averaged over their checkpoints, and the baseline ensemble
+    (and with ``slices`` the mean of pairs per evaluation slice; ``new_items`` (N + 1,) bool under the
+    new-item protocol)."""
     sides = {"baseline": [], "candidate": []}
     for side, paths in (("baseline", baseline), ("candidate", candidate)):
         for path in paths:
@@ -85,6 +116,8 @@ def compare(model: UR4RecModule, batches: list[dict[str, torch.Tensor]], baselin
             relative, low, high = bootstrap_relative(base[metric], cand[metric], draws)
             rows.append({"compared": name, "metric": metric, "baseline": float(base[metric].mean()),
                          "candidate": float(cand[metric].mean()), "relative": relative, "low": low, "high": high})
+    if slices:
+        rows += slice_rows(sides, batches, new_items, draws)
     return rows
 
 
@@ -102,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--candidate", nargs="+", required=True, help="checkpoints paired with --baseline in order")
     parser.add_argument("--split", choices=("val", "test"), default="test")
     parser.add_argument("--draws", type=int, default=2000, help="bootstrap resamples of the users")
+    parser.add_argument("--slices", action="store_true", help="also the mean of pairs per evaluation slice")
     args = parser.parse_args(ours)
     if len(args.baseline) != len(args.candidate):
         parser.error(f"--baseline has {len(args.baseline)} checkpoints and --candidate {len(args.candidate)}; "
@@ -111,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as error:
         parser.error(str(error))
     cli = configured(cli_args)
-    rows = compare(cli.model, evaluation_batches(cli, args.split), baseline, candidate, args.draws)
+    rows = compare(cli.model, evaluation_batches(cli, args.split), baseline, candidate, args.draws, args.slices,
+                   cli.datamodule.new_item_mask())
     print(f"{args.split} split, {len(baseline)} pair(s), {args.draws} bootstrap draws over users")
     for i, (b, c) in enumerate(zip(baseline, candidate)):
         print(f"pair {i}: {b} vs {c}")

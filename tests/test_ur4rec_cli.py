@@ -199,6 +199,16 @@ def test_paired_scores_each_checkpoint_like_validate(workdir, monkeypatch, capsy
     ensemble = next(r for r in rows if r["compared"] == "baseline ensemble" and r["metric"] == "ndcg@10")
     assert ensemble["candidate"] == pytest.approx(sasrec, abs=1e-6)  # an ensemble of one checkpoint is itself
 
+    # per slice: the popularity slices partition the users, so their user-weighted means give the overall one
+    rows = compare(cli.model, list(cli.datamodule.val_dataloader()), [str(workdir / "sasrec_only.ckpt")],
+                   ["checkpoints/straight/last.ckpt"], draws=200, slices=True)
+    popularity = [r for r in rows if r["compared"].startswith("slice pop_") and r["metric"] == "ndcg@10"]
+    users = [int(r["compared"].split("(")[1].split()[0]) for r in popularity]
+    assert len(popularity) == 4 and sum(users) == cli.datamodule.load().num_users
+    for side, overall in (("baseline", sasrec), ("candidate", fused)):
+        weighted = sum(n * r[side] for n, r in zip(users, popularity)) / sum(users)
+        assert weighted == pytest.approx(overall, abs=1e-5)
+
     assert tools(["paired", "--split", "val", "--draws", "50", "--baseline", "checkpoints/straight/last.ckpt",
                  "--candidate", "checkpoints/straight/las*.ckpt", "--", *args]) == 0
     out = capsys.readouterr().out

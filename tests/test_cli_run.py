@@ -184,3 +184,12 @@ def test_a_misspelled_flag_is_two_short_lines_with_the_closest_option(workdir, c
     assert len(err) == 2 and err[0].endswith("fit --help lists every option")
     assert err[1] == ("error: unrecognized arguments: --model.sasrec.hiden_size=3 "
                       "(did you mean --model.sasrec.hidden_size?)")
+
+
+def test_a_value_of_the_wrong_type_is_one_line_naming_its_key(workdir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *SASREC, "--model.sasrec.hidden_size=abc"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2, err
+    assert err[1].startswith('error: Parser key "model.sasrec.hidden_size": Expected a') and err[1].endswith("abc")

@@ -99,13 +99,15 @@ def best_checkpoint(directory: str | Path) -> Path:
 
 
 class ShortErrorParser(LightningArgumentParser):
-    """A parser whose errors end a run with two lines: where the options are listed, then the error with the
-    closest valid option when one is near (not the whole usage, over a hundred lines)."""
+    """A parser whose errors end a run with two lines: where the options are listed, then the error (on one
+    line, naming the key) with the closest valid option when one is near (not the whole usage, over a hundred
+    lines)."""
 
     def error(self, message: str, ex: Exception | None = None):
         if not self.exit_on_error:
             return super().error(message, ex)
         parser = getattr(ex, "subcommand_parser", None) or self
+        message = " ".join(part.strip() for part in message.splitlines() if part.strip())  # one line, key first
         options = [o for o in parser._option_string_actions if o.startswith("--")]
         typed = [t.split("=")[0] for t in message.split() if t.startswith("--")]
         near = [m for t in typed for m in difflib.get_close_matches(t, options, n=1, cutoff=0.8)]

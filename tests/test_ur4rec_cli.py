@@ -235,7 +235,8 @@ def test_side_signal_ranks_with_each_input(workdir, monkeypatch, capsys):
               f"--data.data_dir={workdir / 'data'}"])
 
 
-def test_sasrec_with_content_gets_the_item_texts_and_ranks_new_items_by_them(workdir, recwarn):
+def test_sasrec_with_content_gets_the_item_texts_and_ranks_new_items_by_them(workdir, monkeypatch, recwarn):
+    monkeypatch.chdir(workdir)
     cli = fit(workdir, "content", "--model.retriever=null", "--model.sasrec.content=true", "--model.sasrec.id_dropout=0.2",
               "--data.cold_item_fraction=0.2", "--stages.pretrain_sasrec=1")
     assert not [w for w in recwarn if "never trained" in str(w.message)]  # content, not untrained IDs

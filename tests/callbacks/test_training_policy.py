@@ -15,6 +15,7 @@ from ur4rec.callbacks import AdaptiveAlternating, TrainingStages
 from ur4rec.callbacks.alternating import relative_change
 from ur4rec.callbacks.stages import current_stage
 from ur4rec.datamodule import UR4RecDataModule
+from ur4rec.errors import ConfigError
 from ur4rec.features.tables import build_feature_tables
 from ur4rec.checkpoint_io import sasrec_weights
 from ur4rec.module import UR4RecModule
@@ -267,6 +268,12 @@ def test_min_steps_holds_even_when_the_loss_is_flat():
     assert alternating.switches == 0
     alternating.record(1.0, 7)
     assert alternating.switches == 1
+
+
+@pytest.mark.parametrize("threshold", [-0.01, float("nan")])
+def test_a_negative_or_nan_switch_threshold_is_refused(threshold):
+    with pytest.raises(ConfigError, match=r"alternating\.switch_threshold: must be >= 0"):
+        AdaptiveAlternating(switch_threshold=threshold)
 
 
 def test_both_mode_never_switches_and_counts_both():

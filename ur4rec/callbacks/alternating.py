@@ -37,6 +37,8 @@ class AdaptiveAlternating(L.Callback):
         check(start_with in MODULES, "alternating.start_with", f"must be one of {MODULES}, got {start_with!r}")
         check(window >= 2, "alternating.window", f"must be >= 2, got {window}")
         check(min_steps >= 1, "alternating.min_steps", f"must be >= 1, got {min_steps}")
+        check(switch_threshold >= 0, "alternating.switch_threshold",  # False for NaN too
+              f"must be >= 0 (a relative change of the loss), got {switch_threshold}")
         self.mode, self.min_steps, self.switch_threshold, self.window = mode, min_steps, switch_threshold, window
         self.stage = stage
         self.active = start_with

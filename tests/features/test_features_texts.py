@@ -110,3 +110,12 @@ def test_llm_folder_missing_files_and_missing_folder(tmp_path):
     assert load_llm_texts(tmp_path).item_descriptions == {3: "Three."}
     with pytest.raises(LLMTextError, match="does not exist"):
         load_llm_texts(tmp_path / "nope")
+
+
+def test_an_llm_folder_that_is_a_file_or_a_text_file_that_is_a_folder_is_named(tmp_path):
+    (tmp_path / "llm-file").write_text("{}")
+    with pytest.raises(LLMTextError, match=r"llm-file: is a file, not the folder of user_preferences.json"):
+        load_llm_texts(tmp_path / "llm-file")
+    (tmp_path / "llm" / "item_descriptions.json").mkdir(parents=True)  # was read as "no file": texts lost silently
+    with pytest.raises(LLMTextError, match=r"item_descriptions.json: is a folder, not a JSON file"):
+        load_llm_texts(tmp_path / "llm")

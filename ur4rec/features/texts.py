@@ -90,15 +90,18 @@ def is_placeholder(text: str) -> bool:
 
 
 def read_llm_json(path: str | Path) -> tuple[dict[int, str], int] | None:
-    """Read ``{"<raw id>": "<text>"}`` from ``path``; ``None`` when the file does not exist.
+    """Read ``{"<raw id>": "<text>"}`` from ``path``; ``None`` when there is no such file (a folder of that
+    name is an error).
 
     Returns the mapping (placeholders dropped) and the number of placeholders dropped. Raises
     :class:`LLMTextError` naming the file (and the key) for invalid JSON, a non-object top level,
     a key that is not an integer id, or a value that is not a string.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         return None
+    if not path.is_file():
+        raise LLMTextError(path, "is a folder, not a JSON file of texts")
     try:
         data = json.loads(path.read_text(encoding="utf-8-sig"))  # a byte order mark is allowed
     except UnicodeDecodeError as err:
@@ -130,7 +133,8 @@ def load_llm_texts(llm_dir: str | Path | None) -> LLMTexts:
         return LLMTexts({}, {})
     llm_dir = Path(llm_dir)
     if not llm_dir.is_dir():
-        raise LLMTextError(llm_dir, "LLM text folder does not exist")
+        raise LLMTextError(llm_dir, "LLM text folder does not exist" if not llm_dir.exists() else
+                           "is a file, not the folder of user_preferences.json / item_descriptions.json")
     users = read_llm_json(llm_dir / USER_PREFERENCES_FILE) or ({}, 0)
     items = read_llm_json(llm_dir / ITEM_DESCRIPTIONS_FILE) or ({}, 0)
     return LLMTexts(users[0], items[0], users[1], items[1])

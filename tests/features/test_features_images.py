@@ -15,6 +15,7 @@ except ImportError:
     from feature_fixtures import save_tiny_clip
     from writers import write_image
 
+from ur4rec.errors import ConfigError
 from ur4rec.features.image_embeddings import embed_images
 from ur4rec.features.image_encoders import ClipImageEncoder, DescriptorImageEncoder, ImageFeatureWarning, make_image_encoder
 
@@ -117,11 +118,14 @@ def test_clip_results_are_cached_per_model(tiny_clip, posters, tmp_path):
 
 
 def test_unknown_encoder_and_unloadable_clip_fail_clearly(tmp_path):
-    with pytest.raises(ValueError, match="unknown image encoder"):
+    """Config errors naming the setting (one line from the command line), not a traceback."""
+    with pytest.raises(ConfigError, match="data.image_encoder: unknown image encoder 'resnet'"):
         make_image_encoder("resnet")
     encoder = ClipImageEncoder(str(tmp_path / "no-such-model"))
-    with pytest.raises(RuntimeError, match="cannot load CLIP"):
-        encoder.load()
+    for load in (encoder.load, lambda: encoder.dim):
+        with pytest.raises(ConfigError, match="data.image_model: cannot load CLIP") as info:
+            load()
+        assert "no-such-model" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_cache_notices_a_local_clip_folder_rewritten_in_place(tmp_path, posters):

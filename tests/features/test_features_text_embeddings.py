@@ -14,6 +14,8 @@ try:
 except ImportError:
     from feature_fixtures import HashTextEncoder, hash_vector
 
+from ur4rec.data.errors import DataFormatError
+from ur4rec.errors import ConfigError
 from ur4rec.features.cache import EmbeddingCache, content_key
 from ur4rec.features.text_embeddings import (
     DEFAULT_TEXT_MODEL, TextEncoder, configured_dim, embed_texts, equal_length_batches, resolve_text_model,
@@ -79,6 +81,29 @@ def test_cache_is_a_sqlite_file_of_float32_blobs(tmp_path):
         dim, blob = conn.execute("SELECT dim, data FROM vectors WHERE key='k'").fetchone()
     assert dim == 3 and np.array_equal(np.frombuffer(blob, "<f4"), [0, 1, 2])
     assert cache.get_many(["k", "missing"])["k"].dtype == np.float32
+
+
+def test_a_cache_that_cannot_be_used_is_one_error_naming_it(tmp_path):
+    """A cache folder that is a file, a database overwritten with junk, one of another encoder."""
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(DataFormatError, match=r"file: cannot hold the embedding cache"):
+        EmbeddingCache(tmp_path / "file", "text:x")
+    cache = EmbeddingCache(tmp_path / "cache", "text:x")
+    cache.path.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(DataFormatError, match=r"embeddings.sqlite: not a readable embedding cache"):
+        EmbeddingCache(tmp_path / "cache", "text:x")
+    cache.path.unlink()
+    EmbeddingCache(tmp_path / "cache", "text:x")  # rebuilt once deleted
+    with sqlite3.connect(cache.path) as conn:
+        conn.execute("UPDATE meta SET value = 'text:y' WHERE name = 'namespace'")
+    with pytest.raises(DataFormatError, match=r"embeddings.sqlite: cache belongs to 'text:y'"):
+        EmbeddingCache(tmp_path / "cache", "text:x")
+
+
+def test_a_text_model_that_cannot_load_is_a_config_error_naming_it(tmp_path):
+    with pytest.raises(ConfigError, match=r"data.text_model: cannot load sentence-transformers model") as info:
+        TextEncoder(str(tmp_path / "no-such-model")).dim
+    assert "no-such-model" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_default_model_resolves_to_the_packaged_minilm():

@@ -22,6 +22,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from ur4rec.data.errors import DataFormatError
+
 SCHEMA_VERSION = "1"
 _CHUNK = 500  # keys per SELECT ... IN (...)
 
@@ -58,16 +60,25 @@ class EmbeddingCache:
         self.namespace = namespace
         self.dir = Path(cache_dir) / namespace_dirname(namespace)
         self.path = self.dir / "embeddings.sqlite"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as conn, conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            conn.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, dim INTEGER NOT NULL, data BLOB NOT NULL)")
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('namespace', ?)", (namespace,))
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            stored = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # the cache folder (or a folder above it) is a file
+            raise DataFormatError(cache_dir, f"cannot hold the embedding cache: {err.strerror or err}; give a "
+                                  "folder (data.feature_cache_dir, or --cache_dir of the features command)") from None
+        try:
+            with closing(self._connect()) as conn, conn:
+                conn.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                conn.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, dim INTEGER NOT NULL, "
+                             "data BLOB NOT NULL)")
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('namespace', ?)", (namespace,))
+                conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                stored = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as err:  # not a database (overwritten, truncated), or a folder of that name
+            raise DataFormatError(self.path, f"not a readable embedding cache ({err}); delete it (it is rebuilt) "
+                                  "or use another cache folder") from None
         if stored.get("namespace") != namespace or stored.get("schema") != SCHEMA_VERSION:
-            raise ValueError(
-                f"{self.path}: cache belongs to {stored.get('namespace')!r} (schema {stored.get('schema')}), "
+            raise DataFormatError(
+                self.path, f"cache belongs to {stored.get('namespace')!r} (schema {stored.get('schema')}), "
                 f"not {namespace!r} (schema {SCHEMA_VERSION}); delete the folder or use another cache_dir"
             )
 

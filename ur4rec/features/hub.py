@@ -23,3 +23,9 @@ def load_local_first(load: Callable[[bool], T], source: str) -> T:
         if Path(source).exists() or offline():
             raise
         return load(False)
+
+
+def first_line(err: Exception) -> str:
+    """The first line of an exception's message (its type's name when it has none): errors stay one line."""
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__

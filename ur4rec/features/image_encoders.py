@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 
 from ur4rec.features.cache import folder_fingerprint
-from ur4rec.features.hub import load_local_first, offline
+from ur4rec.errors import ConfigError
+from ur4rec.features.hub import first_line, load_local_first, offline
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 DESCRIPTOR_NAME = "descriptor-v1"
@@ -149,9 +150,9 @@ class ClipImageEncoder:
         self._processor = None
         self.calls = 0
 
-    def _load_error(self, what: str, err: Exception) -> RuntimeError:
+    def _load_error(self, what: str, err: Exception) -> ConfigError:
         hint = " (offline: pass a local folder saved with save_pretrained)" if offline() else ""
-        return RuntimeError(f"cannot load CLIP {what} from {self.source!r}: {err}{hint}")
+        return ConfigError(f"data.image_model: cannot load CLIP {what} from {self.source!r}: {first_line(err)}{hint}")
 
     def load(self):
         if self._model is None:
@@ -216,7 +217,8 @@ def make_image_encoder(
         return ClipImageEncoder(model or DEFAULT_CLIP_MODEL, device=device, batch_size=batch_size)
     if encoder.startswith("clip:") and len(encoder) > 5:
         return ClipImageEncoder(encoder[5:], device=device, batch_size=batch_size)
-    raise ValueError(f"unknown image encoder {encoder!r}: use 'descriptor', 'clip' or 'clip:<hub name or folder>'")
+    raise ConfigError(f"data.image_encoder: unknown image encoder {encoder!r}: use 'descriptor', 'clip' or "
+                      "'clip:<hub name or folder>'")
 
 
 def image_cache_namespace(encoder: ImageEncoder) -> str:

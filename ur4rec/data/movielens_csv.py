@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from ur4rec.data.errors import DataFormatError, DataFormatWarning
-from ur4rec.data.parsing import checked_ratings, items_frame, scan_images
+from ur4rec.data.parsing import items_frame, scan_images
+from ur4rec.data.ratings import checked_ratings
 from ur4rec.data.raw import RawDataset
 
 RATINGS_HEADER = ("userId", "movieId", "rating", "timestamp")
@@ -95,8 +96,7 @@ def _read_movies(path: Path) -> pd.DataFrame:
     frame = read_csv(path, MOVIES_HEADER)
     ids = numbers(frame, "movieId", path, integer=True)
     genres = [tuple(g for g in text.split("|") if g and g != NO_GENRES) for text in frame["genres"]]
-    lines = (frame.index.to_numpy() + 2).tolist()
-    return items_frame(list(zip(ids.tolist(), frame["title"].tolist(), genres, lines)), path)
+    return items_frame(ids, frame["title"].tolist(), genres, frame.index.to_numpy() + 2, path)
 
 
 def _read_tags(path: Path, movies: set[int]) -> dict[int, tuple[str, ...]]:

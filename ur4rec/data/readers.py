@@ -25,8 +25,9 @@ import pandas as pd
 from ur4rec.data.errors import DataFormatError
 from ur4rec.data.movielens_csv import read_ml_csv
 from ur4rec.data.parsing import (
-    INT_RE, USER_COLUMNS, items_frame, parse_int, read_fields, read_movies_dat, read_ratings, read_users, scan_images,
+    INT_RE, USER_COLUMNS, int_column, items_frame, read_fields, read_movies_dat, read_users, scan_images,
 )
+from ur4rec.data.ratings import read_ratings
 from ur4rec.data.raw import RawDataset
 
 ML100K_GENRES = (
@@ -74,23 +75,29 @@ def read_dataset(root: str | Path) -> RawDataset:
 
 
 def read_ml100k(root: Path) -> RawDataset:
-    item_rows = read_fields(root / "u.item", "|", 5 + len(ML100K_GENRES), "latin-1")
-    items = []
-    for line, fields in item_rows:
-        flags = [f.strip() for f in fields[5:]]
-        if any(f not in ("0", "1") for f in flags):
-            raise DataFormatError(root / "u.item", f"genre flags must be 0 or 1, got {flags}", line)
-        genres = tuple(g for g, f in zip(ML100K_GENRES, flags) if f == "1")
-        items.append((parse_int(fields[0], root / "u.item", line, "item id", minimum=0), fields[1], genres, line))
-    items = items_frame(items, root / "u.item")
-    ratings = read_ratings(root / "u.data", "\t", "utf-8", items, root / "u.item")
+    items = _read_u_item(root / "u.item")
+    ratings = read_ratings(root / "u.data", "\t", items, root / "u.item")
     users = read_users(root / "u.user", "|", ("user", "age", "gender", "occupation", "zip"), "latin-1")
     return RawDataset("ml-100k", root, ratings, items, users)
 
 
+def _read_u_item(path: Path) -> pd.DataFrame:
+    """``id|title|date|video url|IMDb url|19 genre flags``; a flag that is not 0 or 1 names its line."""
+    fields = read_fields(path, "|", 5 + len(ML100K_GENRES), "latin-1")
+    flags = np.array([[flag.strip() for flag in column] for column in fields.columns[5:]]).T  # (R, 19)
+    wrong = np.flatnonzero(~np.isin(flags, ("0", "1")).all(axis=1))
+    if len(wrong):
+        raise DataFormatError(path, f"genre flags must be 0 or 1, got {flags[wrong[0]].tolist()}",
+                              int(fields.lines[wrong[0]]))
+    codes = (flags == "1") @ (1 << np.arange(len(ML100K_GENRES)))  # (R,) the flags as one number per item
+    genres = {int(code): tuple(g for bit, g in enumerate(ML100K_GENRES) if code >> bit & 1) for code in np.unique(codes)}
+    ids = int_column(fields.columns[0], fields.lines, path, "item id", minimum=0)
+    return items_frame(ids, fields.columns[1], [genres[code] for code in codes.tolist()], fields.lines, path)
+
+
 def read_mml100k(root: Path) -> RawDataset:
     items = read_movies_dat(root / "movies.dat")
-    ratings = read_ratings(root / "ratings.dat", "::", "utf-8", items, root / "movies.dat")
+    ratings = read_ratings(root / "ratings.dat", "::", items, root / "movies.dat")
     users = read_users(root / "user.dat", "::", USER_COLUMNS, "latin-1")
     texts = _read_text_xls(root / "text.xls") if (root / "text.xls").exists() else {}
     images = scan_images(root / "image")
@@ -99,7 +106,7 @@ def read_mml100k(root: Path) -> RawDataset:
 
 def read_ml1m(root: Path) -> RawDataset:
     items = read_movies_dat(root / "movies.dat")
-    ratings = read_ratings(root / "ratings.dat", "::", "utf-8", items, root / "movies.dat")
+    ratings = read_ratings(root / "ratings.dat", "::", items, root / "movies.dat")
     users = read_users(root / "users.dat", "::", USER_COLUMNS, "latin-1")
     return RawDataset("ml-1m", root, ratings, items, users)
 

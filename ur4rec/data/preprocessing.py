@@ -114,9 +114,9 @@ def filter_ratings(ratings: pd.DataFrame, min_rating: float = 4, min_user_intera
     _check_columns(ratings, ("user", "item", "rating"))
     kept = ratings[ratings["rating"] >= min_rating] if min_rating > 0 else ratings
     while True:
-        users = kept.groupby("user")["item"].transform("size")
-        items = kept.groupby("item")["user"].transform("size")
-        keep = ((users >= min_user_interactions) & (items >= min_item_interactions)).to_numpy()
+        keep = kept.groupby("user")["item"].transform("size").to_numpy() >= min_user_interactions
+        if min_item_interactions > 0:
+            keep &= kept.groupby("item")["user"].transform("size").to_numpy() >= min_item_interactions
         if keep.all():
             return kept
         kept = kept[keep]
@@ -128,10 +128,9 @@ def order_by_time(ratings: pd.DataFrame, tie_order: str = "file") -> pd.DataFram
     _check_columns(ratings, ("user", "timestamp"))
     if tie_order not in TIE_ORDERS:
         raise ValueError(f"data.tie_order must be one of {TIE_ORDERS}, got {tie_order!r}")
-    ordered = ratings.assign(_file_order=np.arange(len(ratings)))
-    ties = ["item", "_file_order"] if tie_order == "item" else ["_file_order"]
-    ordered = ordered.sort_values(["user", "timestamp", *ties], kind="stable")
-    return ordered.drop(columns="_file_order")
+    keys = ["timestamp", "user"] if tie_order == "file" else ["item", "timestamp", "user"]
+    # np.lexsort sorts by the last key first and is stable: rows still tied keep their file order
+    return ratings.iloc[np.lexsort([ratings[column].to_numpy() for column in keys])]
 
 
 def build_splits(ratings: pd.DataFrame, tie_order: str = "file") -> SequenceSplits:

@@ -174,25 +174,95 @@ def collate_eval(samples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tens
     return batch
 
 
-def draw_sampled_negatives(user_items: list[np.ndarray], num_items: int, num_negatives: int, seed: int) -> torch.Tensor:
-    """For each user, ``num_negatives`` distinct items they never interacted with: (U, num_negatives).
+OVERSAMPLING, EXTRA_DRAWS = 1.25, 16  # a first round draws this much more than a user is expected to need
 
-    Drawn once from ``seed`` by ranking random keys with the user's items pushed last, so every
-    non-interacted item is equally likely; users are processed in chunks to bound memory.
+
+def draw_sampled_negatives(user_items: list[np.ndarray], num_items: int, num_negatives: int, seed: int) -> torch.Tensor:
+    """For each user, ``num_negatives`` distinct items of 1..num_items they never interacted with: (U, num_negatives).
+
+    ``user_items[u]`` holds the items user ``u`` interacted with. Every ordered choice of a user's
+    non-interacted items is equally likely. The draw depends on ``seed`` and the inputs only: all users are
+    drawn in one vectorized pass (no chunking). Expected work is O(num_negatives) per user: each user draws a
+    few more candidates than it needs at once, positives and repeats are rejected, and only users left short
+    draw again (:func:`_reject_positives`). A user whose items fill half the catalog, or leave fewer than 2K
+    non-interacted items, ranks random keys over the whole catalog instead (:func:`_rank_keys`): O(items) for
+    that user, which is less than twice its own interactions (or than 4K when the catalog is smaller than 4K).
     """
-    generator = torch.Generator().manual_seed(seed)
-    out = []
-    chunk = max(1, (1 << 22) // (num_items + 1))
-    for start in range(0, len(user_items), chunk):
-        block = user_items[start:start + chunk]
-        keys = torch.rand(len(block), num_items + 1, generator=generator)  # (C, N + 1)
-        keys[:, 0] = 2.0  # padding id
-        for row, items in enumerate(block):
-            keys[row, torch.as_tensor(items, dtype=torch.long)] = 2.0
-        available = (keys < 2.0).sum(1)
-        if (available < num_negatives).any():
-            user = start + int(torch.nonzero(available < num_negatives)[0])
-            raise ConfigError(f"data.num_sampled_negatives: user {user} has fewer than {num_negatives} items they never "
-                              "interacted with to sample from; lower it")
-        out.append(keys.topk(num_negatives, dim=1, largest=False).indices)
-    return torch.cat(out)
+    num_users = len(user_items)
+    owners = np.repeat(np.arange(num_users), [len(items) for items in user_items])
+    flat = np.concatenate([*user_items, np.zeros(0, np.int64)]).astype(np.int64)
+    positive_keys = np.sort(owners * (num_items + 1) + flat)  # (P,) user * (N + 1) + item, sorted
+    positive_keys = positive_keys[np.diff(positive_keys, prepend=-1) != 0]  # each pair once
+    available = num_items - np.bincount(positive_keys // (num_items + 1), minlength=num_users)  # (U,)
+    if (available < num_negatives).any():
+        user = int(np.flatnonzero(available < num_negatives)[0])
+        raise ConfigError(f"data.num_sampled_negatives: user {user} has fewer than {num_negatives} items they never "
+                          "interacted with to sample from; lower it")
+    rng = np.random.default_rng(seed)
+    out = np.empty((num_users, num_negatives), dtype=np.int64)
+    dense = (2 * available < num_items) | (available < 2 * num_negatives)  # (U,)
+    if dense.any():
+        out[dense] = _rank_keys(dense, positive_keys, num_items, num_negatives, rng)
+    sparse = np.flatnonzero(~dense)
+    out[sparse] = _reject_positives(sparse, available[sparse], positive_keys, num_items, num_negatives, rng)
+    return torch.from_numpy(out)
+
+
+def _rank_keys(dense: np.ndarray, positive_keys: np.ndarray, num_items: int, num_negatives: int,
+               rng: np.random.Generator) -> np.ndarray:
+    """Negatives of the D users that ``dense`` (U,) marks: the items with the K smallest random keys, positives
+    keyed last, smallest first: (D, K)."""
+    keys = rng.random((int(dense.sum()), num_items + 1))  # (D, N + 1)
+    keys[:, 0] = np.inf  # padding
+    owner, item = np.divmod(positive_keys, num_items + 1)
+    mine = dense[owner]
+    keys[(np.cumsum(dense) - 1)[owner[mine]], item[mine]] = np.inf
+    chosen = np.argpartition(keys, num_negatives - 1, axis=1)[:, :num_negatives]  # (D, K) the K smallest keys
+    order = np.argsort(np.take_along_axis(keys, chosen, axis=1), axis=1)  # by key: a random order
+    return np.take_along_axis(chosen, order, axis=1)
+
+
+def _reject_positives(users: np.ndarray, available: np.ndarray, positive_keys: np.ndarray, num_items: int,
+                      num_negatives: int, rng: np.random.Generator) -> np.ndarray:
+    """Negatives of ``users`` (S,), whose ``available`` (S,) non-positives are at least half the catalog and at
+    least 2K: (S, K).
+
+    Each user draws candidates uniformly from 1..num_items and keeps the first K that are neither a positive
+    nor a repeat, in draw order; a user left with fewer draws its whole round again with twice as many
+    candidates. The first K distinct non-positives of i.i.d. uniform draws are a uniformly random ordered
+    sample of the non-positives, in a retry as in a first round.
+    """
+    out = np.empty((len(users), num_negatives), dtype=np.int64)
+    # expected draws <= K * N / (available - K) <= 4K here
+    bound = num_negatives * num_items / (available - num_negatives)
+    draws = np.ceil(OVERSAMPLING * bound).astype(np.int64) + EXTRA_DRAWS  # (S,)
+    todo = np.arange(len(users))  # rows of ``out`` still to fill
+    while len(todo):
+        counts = draws[todo]
+        items = rng.integers(1, num_items + 1, size=int(counts.sum()))  # (C,) candidates, row after row
+        keys = np.repeat(users[todo], counts) * (num_items + 1) + items
+        fresh = _fresh(keys, positive_keys)
+        running = np.cumsum(fresh)  # (C,)
+        ends = np.cumsum(counts)
+        before = np.concatenate([[0], running[ends[:-1] - 1]])  # (T,) fresh candidates of earlier rows
+        full = running[ends - 1] - before >= num_negatives  # (T,)
+        rank = running - np.repeat(before, counts)  # (C,) 1-based rank of a fresh candidate in its row
+        take = fresh & (rank <= num_negatives) & np.repeat(full, counts)
+        out[todo[full]] = items[take].reshape(-1, num_negatives)
+        todo = todo[~full]
+        draws[todo] *= 2
+    return out
+
+
+def _fresh(keys: np.ndarray, positive_keys: np.ndarray) -> np.ndarray:
+    """(C,) bool: ``keys[i]`` is not in the sorted ``positive_keys`` and not in ``keys[:i]``. Sort-based (a hash
+    table over millions of random keys is several times slower)."""
+    order = np.argsort(keys, kind="stable")  # equal keys keep their draw order
+    ordered = keys[order]
+    seen = np.diff(ordered, prepend=-1) == 0  # an earlier draw of the same key
+    if len(positive_keys):
+        found = np.minimum(np.searchsorted(positive_keys, ordered), len(positive_keys) - 1)
+        seen |= positive_keys[found] == ordered  # a positive of the user
+    fresh = np.empty(len(keys), dtype=bool)
+    fresh[order] = ~seen
+    return fresh

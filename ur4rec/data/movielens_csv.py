@@ -9,13 +9,15 @@
 * ``links.csv`` is not needed; ``image/<movieId>.jpg`` posters are read when present.
 
 Files are UTF-8 with LF or CRLF line endings (the published latest-small has CRLF) and may start with a
-byte order mark. Parsing is pandas' C reader plus vectorized checks (no per-row Python); a missing or
-different header, a row with the wrong number of fields, an unbalanced quote or a value that is not a
-number is a :class:`DataFormatError` naming the file and line.
+byte order mark; a line that is not valid UTF-8 is read as latin-1 and counted in one warning. Parsing is
+pandas' C reader plus vectorized checks (no per-row Python); a missing or different header, a row with the
+wrong number of fields, an unbalanced quote or a value that is not a number is a :class:`DataFormatError`
+naming the file and line.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import warnings
 from pathlib import Path
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ur4rec.data.encodings import decode_lines, read_bytes
 from ur4rec.data.errors import DataFormatError, DataFormatWarning
 from ur4rec.data.parsing import items_frame, scan_images
 from ur4rec.data.ratings import checked_ratings
@@ -49,16 +52,17 @@ def read_ml_csv(root: Path) -> RawDataset:
 
 
 def read_csv(path: Path, header: tuple[str, ...]) -> pd.DataFrame:
-    """``path`` as strings, one row per data line (the index + 2 is the line number), header checked."""
-    if not path.is_file():
-        raise DataFormatError(path, "file is missing" if not path.exists() else "is not a regular file")
+    """``path`` as strings, one row per data line (the index + 2 is the line number), header checked.
+
+    A line that is not valid UTF-8 is decoded as latin-1 and counted in a warning (:func:`decode_lines`)."""
+    data = read_bytes(path)
+    if not data.isascii():
+        data = "\n".join(decode_lines(path, data, "utf-8")).encode("utf-8")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False, index_col=False,
-                            encoding="utf-8-sig")
+        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, skip_blank_lines=False,
+                            index_col=False, encoding="utf-8")
     except pd.errors.EmptyDataError:
         raise DataFormatError(path, "file is empty") from None
-    except UnicodeDecodeError as err:
-        raise DataFormatError(path, f"not valid UTF-8 (byte {err.object[err.start]:#04x})") from None
     except pd.errors.ParserError as err:
         message = str(err).replace("Error tokenizing data. C error: ", "")
         line = re.search(r"line (\d+)", message)

@@ -154,11 +154,6 @@ class PredictDataset(Dataset):
     def __len__(self) -> int:
         return len(self.users)
 
-    @property
-    def target_positions(self) -> int:
-        """Target positions of one epoch (``random``: those of the latest windows, the most it can be)."""
-        return int(np.minimum(self.ends, self.max_seq_len).sum())
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         user = self.users[index]
         sample = {"user": torch.tensor(user), "input": self.inputs[index], "history": self.histories[index]}

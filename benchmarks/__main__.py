@@ -19,6 +19,7 @@ COMMANDS = {
     "paired": ("benchmarks.paired", "two sets of checkpoints compared user by user, bootstrap interval"),
     "side_signal": ("benchmarks.side_signal", "each side input (texts, posters) as an untrained ranker"),
     "fusion_sweep": ("benchmarks.fusion_sweep", "validation metrics of a checkpoint per fusion weight"),
+    "new_item_offset": ("benchmarks.new_item_offset", "validation cost and gain of ranking new items higher"),
     "bad_input_corpus": ("benchmarks.bad_input_corpus", "every bad input run through cli.py, classified and counted"),
 }
 

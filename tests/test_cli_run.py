@@ -85,6 +85,9 @@ def test_a_max_epochs_that_cuts_stages_off_is_warned_about():
     ("--model.eval_ks=[0, 10]", "model.eval_ks"),
     ("--stages.pretrain_sasrec=-1", "stages.pretrain_sasrec"),
     ("--alternating.mode=sometimes", "alternating.mode"),
+    ("--trainer.max_epochs=0", "trainer.max_epochs"),  # trained nothing, with only a warning
+    ("--trainer.max_epochs=-5", "trainer.max_epochs"),  # was Lightning's traceback
+    ("--seed_everything=-1", "seed_everything"),  # was Lightning's traceback
 ], ids=lambda v: v if v.startswith("--") else "")
 def test_settings_that_cannot_work_name_their_key(workdir, setting, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -193,3 +196,18 @@ def test_a_value_of_the_wrong_type_is_one_line_naming_its_key(workdir, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2, err
     assert err[1].startswith('error: Parser key "model.sasrec.hidden_size": Expected a') and err[1].endswith("abc")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("model:\n  sasrec: [unclosed\n",
+     "bad.yaml: not valid YAML (line 3, column 1): expected ',' or ']', but got '<stream end>'"),
+    ("- fit\n- data\n", "bad.yaml: a config file holds settings by name (e.g. 'data:' then '  batch_size: 64'), "
+                        "not a list"),
+], ids=["syntax error", "a list"])
+def test_a_config_file_that_is_not_a_yaml_mapping_is_one_error_naming_it(workdir, text, message):
+    """jsonargparse's own messages named neither the file nor the line."""
+    (workdir / "bad.yaml").write_text(text)
+    with pytest.raises(ConfigError) as info:
+        main(["fit", "--config", "bad.yaml", *FAST])
+    assert str(info.value) == message
+

@@ -14,6 +14,7 @@ import secrets
 import sys
 from pathlib import Path
 
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
@@ -26,11 +27,12 @@ from ur4rec.callbacks.stages import TrainingStages
 from ur4rec.atomic_files import pid_alive
 from ur4rec.checkpoint_io import load_checkpoint_file, upgrade_checkpoint
 from ur4rec.datamodule import UR4RecDataModule
-from ur4rec.errors import CheckpointError, ConfigError
+from ur4rec.errors import CheckpointError, ConfigError, check
 from ur4rec.models.configs import RetrieverConfig
 from ur4rec.module import UR4RecModule
 
 CHECKPOINT_ROOT = "checkpoints"
+MAX_SEED = 2**32 - 1  # numpy's (and so Lightning's) largest seed
 
 # Commands beside LightningCLI's fit/validate/test/predict: name -> module with ``main(argv) -> int``.
 USER_COMMANDS = {
@@ -81,6 +83,20 @@ def retriever_positions(retriever) -> int:
     """The retriever's training positions, which user texts leave out (the default when there is none)."""
     return getattr(retriever, "positions", RetrieverConfig.positions) if retriever is not None \
         else RetrieverConfig.positions
+
+
+def check_seed(seed: int | bool | None) -> None:
+    """``seed_everything`` is true/false/null or an int numpy accepts (0 to 2**32 - 1)."""
+    check(seed is None or isinstance(seed, bool) or 0 <= seed <= MAX_SEED, "seed_everything",
+          f"must be an integer from 0 to {MAX_SEED} (or true for a random seed), got {seed}")
+
+
+def check_max_epochs(max_epochs: int | None) -> None:
+    """-1 or null (the stages decide the run's length) or at least one epoch: 0 would train nothing, and
+    Lightning refuses values below -1 with a traceback."""
+    check(max_epochs is None or max_epochs == -1 or max_epochs >= 1, "trainer.max_epochs",
+          f"must be -1 (the stages decide the run's length) or >= 1, got {max_epochs}; shorten a run with its "
+          "stages instead, e.g. --stages.pretrain_sasrec 2")
 
 
 def best_checkpoint(directory: str | Path) -> Path:
@@ -212,9 +228,11 @@ class UR4RecCLI(LightningCLI):
             self.config = self.parser.parse_object({self.config.subcommand: {"model": hparams}}, self.config)
 
     def before_instantiate_classes(self) -> None:
-        """Name every logger's run after ``run_name`` unless the config names it, and give W&B runs
-        an id kept in ``checkpoints/<run_name>/wandb_id`` so a resumed fit continues the same W&B run."""
+        """Refuse a ``trainer.max_epochs`` that cannot work; name every logger's run after ``run_name`` unless
+        the config names it, and give W&B runs an id kept in ``checkpoints/<run_name>/wandb_id`` so a resumed
+        fit continues the same W&B run."""
         config = self.config[self.subcommand] if self.subcommand else self.config
+        check_max_epochs(config.trainer.max_epochs)
         loggers = config.trainer.logger
         for logger in loggers if isinstance(loggers, list) else [loggers]:
             init_args = getattr(logger, "init_args", None)
@@ -245,6 +263,31 @@ class UR4RecCLI(LightningCLI):
     def parse_arguments(self, parser, args) -> None:
         self._argv = args
         super().parse_arguments(parser, args)
+        config = self.config.get(self.config.get("subcommand") or "", None) or self.config
+        check_seed(config.get("seed_everything"))  # before LightningCLI seeds with it (a traceback when out of range)
+
+
+def config_files(argv: list[str]) -> list[Path]:
+    """The existing files named by ``--config PATH`` / ``--config=PATH`` in ``argv``."""
+    named = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--config"]
+    named += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")]
+    return [Path(name) for name in named if Path(name).is_file()]
+
+
+def check_config_file(path: Path) -> None:
+    """A config file is YAML holding a mapping of settings; otherwise one error naming the file and the line
+    (jsonargparse's message names neither)."""
+    try:
+        content = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', None) or err}") from None
+    if content is not None and not isinstance(content, dict):
+        raise ConfigError(f"{path}: a config file holds settings by name (e.g. 'data:' then '  batch_size: 64'), "
+                          f"not a {type(content).__name__}")
 
 
 def main(args: list[str] | None = None) -> UR4RecCLI | int:
@@ -255,4 +298,6 @@ def main(args: list[str] | None = None) -> UR4RecCLI | int:
     argv = sys.argv[1:] if args is None else list(args)
     if argv and argv[0] in USER_COMMANDS:
         return importlib.import_module(USER_COMMANDS[argv[0]]).main(argv[1:])
+    for path in config_files(argv):
+        check_config_file(path)
     return UR4RecCLI(args=args)

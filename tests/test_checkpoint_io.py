@@ -122,6 +122,9 @@ def test_a_checkpoint_without_a_checksum_loads_with_a_warning_and_junk_is_named(
     for name in ("junk.ckpt", "cut.ckpt", "missing.ckpt"):
         with pytest.raises(CheckpointError, match=name):
             load_checkpoint_file(tmp_path / name)
+    (tmp_path / "run.ckpt").mkdir()
+    with pytest.raises(CheckpointError, match="run.ckpt: is a folder, not a checkpoint file"):
+        load_checkpoint_file(tmp_path / "run.ckpt")
 
 
 def test_the_earlier_flat_layout_is_upgraded():

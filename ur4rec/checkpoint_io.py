@@ -75,7 +75,8 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> 
     """``torch.load(path, weights_only=True)``, verified; a missing, truncated or foreign file is a
     :class:`CheckpointError` naming it."""
     if not Path(path).is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        raise CheckpointError(f"{path}: " + ("is a folder, not a checkpoint file" if Path(path).is_dir() else
+                                             "no such checkpoint file"))
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated zip, not a torch file, unsafe pickle: all "cannot use this file"

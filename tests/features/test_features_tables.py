@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 
 import pytest
@@ -122,3 +123,10 @@ def test_features_report_prints_counts_per_source(mml, tmp_path, monkeypatch, ca
     out = capsys.readouterr().out
     assert "items by text source: llm=0, plot=2, template=9" in out
     assert "posters: 5 files present, 6 missing (not decoded)" in out
+
+    shutil.rmtree(root / "image")
+    (root / "image").mkdir()  # the layout has posters, this folder has none: not "none in this layout"
+    assert report.main(["--data_dir", str(root), "--cache_dir", str(tmp_path / "c"), "--min_rating", "0",
+                        "--min_user_interactions", "3"]) == 0
+    assert ("posters: no poster files (a layout without posters, or an image/ folder without <item_id>.jpg files); "
+            "all 11 items masked") in capsys.readouterr().out

@@ -79,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{s['images_computed']} distinct files embedded now, {s['images_cached']} read from the cache, "
                   f"{s['image_embedding_seconds']:.1f} s; items that share a poster file share its vector)")
         else:
-            print(f"posters: none in this layout; all {tables.num_items} items masked "
+            print(f"posters: no poster files (a layout without posters, or an image/ folder without "
+                  f"<item_id>.jpg files); all {tables.num_items} items masked "
                   f"(zero vectors, encoder {tables.image_encoder}, {tables.image_dim} dims)")
         summary = tables.summary()
     print(f"done in {time.perf_counter() - start:.1f} s")

@@ -85,7 +85,6 @@ def config_cases() -> list[Case]:
         ("model.loss_weights.contrastive_temperature", "0"), ("model.loss_weights.distill_temperature", "-1"),
         ("model.gradient_clip_val", "0"), ("model.eval_ks", "[0, 10]"), ("model.top_k", "0"),
         ("model.max_nonfinite_steps", "0"), ("model.score_mode", "best"),
-        ("model.sasrec_optimizer.init_args.lr", "-0.001"),
         ("data.batch_size", "0"), ("data.eval_batch_size", "0"), ("data.max_seq_len", "0"),
         ("data.min_user_interactions", "2"), ("data.min_item_interactions", "-1"), ("data.tie_order", "random"),
         ("data.cold_item_fraction", "1.0"), ("data.cold_item_seed", "-1"), ("data.num_sampled_negatives", "0"),
@@ -103,6 +102,7 @@ def config_cases() -> list[Case]:
         ("alternating.mode", "sometimes"), ("alternating.start_with", "router"), ("alternating.window", "1"),
         ("alternating.min_steps", "0"), ("alternating.switch_threshold", "-1"), ("alternating.switch_threshold", "nan"),
         ("data.image_encoder", "bogus"), ("data.text_model", "./no-such-model"),
+        ("model.sasrec_optimizer.init_args.lr", "-0.001"),  # the UR4Rec config names the optimizer's class
     ]
     extra = {"model.sasrec.id_dropout": ("--model.sasrec.content=false",),
              "model.loss_weights.contrastive_queue_size": ("--model.loss_weights.contrastive=0.1",)}
@@ -111,7 +111,8 @@ def config_cases() -> list[Case]:
     cases += [Case(f"config {key}={value} (ur4rec)", CLEAR_ERROR, key,
                    ur4rec_fit("{mml}", f"--{key}={value}", *extra.get(key, ()))) for key, value in ur4rec]
     cases += [
-        Case("config every stage 0 epochs", CLEAR_ERROR, "stages", sasrec_fit("{ml100k}", "--stages.pretrain_sasrec=0")),
+        Case("config every stage 0 epochs", CLEAR_ERROR, "stages",
+             sasrec_fit("{ml100k}", "--stages.pretrain_sasrec=0")),
         Case("config data.data_dir missing folder", CLEAR_ERROR, "no-such-folder",
              sasrec_fit("no-such-folder")),
         Case("config data.data_dir is a file", CLEAR_ERROR, "a-file", sasrec_fit("a-file"), written("a-file", "x\n")),
@@ -122,7 +123,8 @@ def config_cases() -> list[Case]:
              written("cache-file", "not a folder\n")),
         Case("config trainer.max_epochs=1 cuts ur4rec stages", GRACEFUL, "trainer.max_epochs=1 ends training before",
              ur4rec_fit("{mml}", "--trainer.max_epochs=1")),
-        Case("config seed_everything=-1", GRACEFUL, "not in bounds", sasrec_fit("{ml100k}", "--seed_everything=-1")),
+        Case("config seed_everything=-1", CLEAR_ERROR, "seed_everything",
+             sasrec_fit("{ml100k}", "--seed_everything=-1")),
     ]
     return cases
 
@@ -257,7 +259,8 @@ def metadata_cases() -> list[Case]:
         broken("ml100k", "u.item", "repeated item id", lambda data: appended(data.splitlines()[0])(data),
                f"u.item:{NUM_ITEMS + 1}"),
         broken("ml100k", "u.item", "empty file", emptied, "u.item: file is empty"),
-        Case("metadata u.item missing", CLEAR_ERROR, "u.item", counts_of(), steps(copied("ml100k"), removed("data/u.item"))),
+        Case("metadata u.item missing", CLEAR_ERROR, "u.item", counts_of(),
+             steps(copied("ml100k"), removed("data/u.item"))),
         broken("ml100k", "u.item", "mixed encodings", mixed_encodings(b"|"), "u.item", also_accepts=(GRACEFUL,)),
         broken("ml100k", "u.item", "UTF-8 non-latin title", utf8_titles(b"|"), COUNTS, GRACEFUL),
         broken("ml100k", "u.user", "empty file", emptied, "u.user: file is empty"),
@@ -275,7 +278,8 @@ def metadata_cases() -> list[Case]:
                "text.xls:2"),
         broken("csv", "movies.csv", "missing header", lambda data: data.split(b"\n", 1)[1], "movies.csv:1"),
         broken("csv", "movies.csv", "unbalanced quote", appended('31,"Unclosed, The,Drama'), "movies.csv"),
-        broken("csv", "movies.csv", "non-numeric movieId", appended("x31,Title,Drama"), f"movies.csv:{movies_csv_line}"),
+        broken("csv", "movies.csv", "non-numeric movieId", appended("x31,Title,Drama"),
+               f"movies.csv:{movies_csv_line}"),
         broken("csv", "movies.csv", "repeated movieId", appended("3,Again,Drama"), f"movies.csv:{movies_csv_line}"),
         broken("csv", "movies.csv", "extra field", appended("31,Title,Drama,extra"), f"movies.csv:{movies_csv_line}"),
         broken("csv", "movies.csv", "latin-1 title", appended("31,Caf\xe9,Drama".encode("latin-1")), "movies.csv"),
@@ -360,14 +364,16 @@ def features_cases() -> list[Case]:
     return [
         posters("image path is a file", steps(removed("data/image"), written("data/image", "not a folder")),
                 "image: is a file"),
-        posters("poster of plain text", written("data/image/1.jpg", "not an image\n"), "1 image file(s) could not be read"),
+        posters("poster of plain text", written("data/image/1.jpg", "not an image\n"),
+                "1 image file(s) could not be read"),
         posters("empty poster", written("data/image/2.jpg", b""), "1 image file(s) could not be read"),
         posters("truncated poster", lambda case_dir, _: (case_dir / "data/image/3.jpg").write_bytes(
             halved((case_dir / "data/image/3.jpg").read_bytes())), "1 image file(s) could not be read"),
-        posters("posters not named by id", steps(written("data/image/poster.jpg", b""), written("data/image/4.gif", b"")),
-                "ignored 2 file(s)"),
+        posters("posters not named by id",
+                steps(written("data/image/poster.jpg", b""), written("data/image/4.gif", b"")), "ignored 2 file(s)"),
         posters("no posters at all", steps(removed("data/image"), written("data/image/.keep", b"")),
-                f"{NUM_ITEMS} item(s) have no image"),
+                f"no poster files (a layout without posters, or an image/ folder without <item_id>.jpg files); "
+                f"all {NUM_ITEMS} items masked"),
         Case("features --image_encoder bogus", CLEAR_ERROR, "image_encoder", (*embed, "--image_encoder", "bogus"),
              copied("mml")),
         Case("features --image_encoder clip without a model", CLEAR_ERROR, "no-clip-here",
@@ -375,7 +381,8 @@ def features_cases() -> list[Case]:
         Case("features --text_model missing folder", CLEAR_ERROR, "no-text-model",
              (*embed, "--text_model", "./no-text-model"), copied("mml")),
         Case("features --data_dir missing", CLEAR_ERROR, "no-data-here", ("features", "--data_dir", "no-data-here")),
-        cache("database of random bytes", steps(copied("cache", "cache"), corrupt_cache_databases), "embeddings.sqlite"),
+        cache("database of random bytes", steps(copied("cache", "cache"), corrupt_cache_databases),
+              "embeddings.sqlite"),
         cache("folder is a file", written("cache", "not a folder"), "cache"),
         cache("of another encoder", steps(copied("cache", "cache"), relabel_cache_namespace), "cache belongs to"),
     ]

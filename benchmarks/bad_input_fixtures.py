@@ -30,7 +30,8 @@ def rating_rows(num_items: int = NUM_ITEMS) -> list[tuple[int, int, int, int]]:
     rows = []
     for user in range(1, NUM_USERS + 1):
         for step in range(PER_USER):
-            rows.append((user, (user * 7 + step) % num_items + 1, 4 + (user + step) % 2, 880_000_000 + 1000 * step + user))
+            item, stars = (user * 7 + step) % num_items + 1, 4 + (user + step) % 2
+            rows.append((user, item, stars, 880_000_000 + 1000 * step + user))
     return rows
 
 

@@ -14,7 +14,8 @@ split holds. The bootstrap resamples users (one draw shared by both sides) and g
 of the relative difference. The ``ensemble`` row ranks by the summed log-softmax scores of the baseline
 checkpoints: the gain that plain ensembling of the baseline gives, without any side information.
 
-``--slices`` adds, for the mean of the pairs, one row per evaluation slice (``ur4rec.slices``: cold / warm /
+``--baseline_args`` configures the baseline side apart (e.g. SASRec without the content term against
+UR4Rec with it); both sides must read the same data. ``--slices`` adds, for the mean of the pairs, one row per evaluation slice (``ur4rec.slices``: cold / warm /
 new items only under the new-item protocol, target popularity, history length) with its users, the
 bootstrap drawn over that slice's users.
 """
@@ -22,6 +23,7 @@ bootstrap drawn over that slice's users.
 from __future__ import annotations
 
 import argparse
+import shlex
 from typing import Sequence
 
 import torch
@@ -95,15 +97,17 @@ def slice_rows(sides: dict[str, list[torch.Tensor]], batches: list[dict[str, tor
 
 def compare(model: UR4RecModule, batches: list[dict[str, torch.Tensor]], baseline: Sequence[str],
             candidate: Sequence[str], draws: int = 2000, slices: bool = False,
-            new_items: torch.Tensor | None = None) -> list[dict[str, object]]:
+            new_items: torch.Tensor | None = None, baseline_model: UR4RecModule | None = None
+            ) -> list[dict[str, object]]:
     """Rows of the comparison: each pair, both sides averaged over their checkpoints, and the baseline ensemble
     (and with ``slices`` the mean of pairs per evaluation slice; ``new_items`` (N + 1,) bool under the
-    new-item protocol)."""
+    new-item protocol). ``baseline_model``: the baseline's own model when its configuration differs."""
     sides = {"baseline": [], "candidate": []}
     for side, paths in (("baseline", baseline), ("candidate", candidate)):
         for path in paths:
-            load_for_scoring(model, path)
-            sides[side].append(log_scores(model, batches))
+            model_of_side = baseline_model if side == "baseline" and baseline_model is not None else model
+            load_for_scoring(model_of_side, path)
+            sides[side].append(log_scores(model_of_side, batches))
     gains = {side: [user_gains(s, batches) for s in scores] for side, scores in sides.items()}
     mean_of = {side: {m: torch.stack([g[m] for g in gs]).mean(0) for m in METRICS} for side, gs in gains.items()}
     ensemble = user_gains(torch.stack(sides["baseline"]).sum(0), batches)
@@ -136,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", choices=("val", "test"), default="test")
     parser.add_argument("--draws", type=int, default=2000, help="bootstrap resamples of the users")
     parser.add_argument("--slices", action="store_true", help="also the mean of pairs per evaluation slice")
+    parser.add_argument("--baseline_args", default="", help="extra configuration of the baseline side, one quoted "
+                        "string after '=' (e.g. --baseline_args='--model.retriever null'); same data required")
     args = parser.parse_args(ours)
     if len(args.baseline) != len(args.candidate):
         parser.error(f"--baseline has {len(args.baseline)} checkpoints and --candidate {len(args.candidate)}; "
@@ -145,8 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as error:
         parser.error(str(error))
     cli = configured(cli_args)
+    baseline_cli = configured([*cli_args, *shlex.split(args.baseline_args)]) if args.baseline_args else None
     rows = compare(cli.model, evaluation_batches(cli, args.split), baseline, candidate, args.draws, args.slices,
-                   cli.datamodule.new_item_mask())
+                   cli.datamodule.new_item_mask(), baseline_cli.model if baseline_cli is not None else None)
     print(f"{args.split} split, {len(baseline)} pair(s), {args.draws} bootstrap draws over users")
     for i, (b, c) in enumerate(zip(baseline, candidate)):
         print(f"pair {i}: {b} vs {c}")

@@ -37,3 +37,15 @@ def test_user_gains_follow_the_full_ranking_of_each_batch():
     gains = user_gains(scores, batches)
     assert gains["hit@10"].tolist() == [1.0, 1.0, 1.0]
     assert gains["ndcg@10"].tolist() == pytest.approx([1.0, 0.5, 1.0])
+
+
+def test_each_side_is_scored_by_its_own_model(monkeypatch):
+    import benchmarks.paired as paired
+
+    scored_by = []
+    monkeypatch.setattr(paired, "load_for_scoring", lambda model, path: scored_by.append((model, path)))
+    monkeypatch.setattr(paired, "log_scores", lambda model, batches: torch.randn(2, 6))
+    batch = {"target": torch.tensor([1, 2]), "history": torch.zeros(2, 1, dtype=torch.long)}
+    candidate_model, baseline_model = object(), object()
+    paired.compare(candidate_model, [batch], ["a.ckpt"], ["b.ckpt"], draws=10, baseline_model=baseline_model)
+    assert scored_by == [(baseline_model, "a.ckpt"), (candidate_model, "b.ckpt")]

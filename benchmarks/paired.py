@@ -23,6 +23,7 @@ bootstrap drawn over that slice's users.
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 from typing import Sequence
 
@@ -87,7 +88,8 @@ def slice_rows(sides: dict[str, list[torch.Tensor]], batches: list[dict[str, tor
                  for side, scores in sides.items()}
         for metric in METRICS:
             base, cand = means["baseline"][metric][users], means["candidate"][metric][users]
-            relative, low, high = bootstrap_relative(base, cand, draws) if users.any() else (0.0, 0.0, 0.0)
+            nothing = not users.any() or base.sum() == 0  # no users, or no baseline gain to be relative to
+            relative, low, high = (math.nan,) * 3 if nothing else bootstrap_relative(base, cand, draws)
             rows.append({"compared": f"slice {name} ({int(users.sum())} users)", "metric": metric,
                          "baseline": float(base.mean()) if users.any() else 0.0,
                          "candidate": float(cand.mean()) if users.any() else 0.0,
@@ -126,9 +128,10 @@ def compare(model: UR4RecModule, batches: list[dict[str, torch.Tensor]], baselin
 
 
 def format_table(rows: list[dict[str, object]]) -> str:
-    rows = [{**r, "95% interval (users)": f"{100 * r['low']:+.1f}% .. {100 * r['high']:+.1f}%"} for r in rows]
+    rows = [{**r, "95% interval (users)": "n/a" if math.isnan(r["low"]) else
+             f"{100 * r['low']:+.1f}% .. {100 * r['high']:+.1f}%"} for r in rows]
     return markdown_table(("compared", "metric", "baseline", "candidate", "relative", "95% interval (users)"), rows,
-                          {"relative": lambda v: f"{100 * v:+.1f}%"})
+                          {"relative": lambda v: "n/a" if math.isnan(v) else f"{100 * v:+.1f}%"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

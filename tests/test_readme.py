@@ -44,7 +44,7 @@ SKIPPED = {
         "the test suite this test belongs to (it would recurse); .ci/run runs exactly this command",
     "python cli.py fit --config configs/ur4rec.yaml --config configs/trainer/gpu.yaml "
     "--data.data_dir ../shared/data/M_ML-100K --data.llm_dir ../shared/data/llm_generated":
-        "needs a CUDA GPU (bf16 mixed precision)",
+        "needs a CUDA GPU (python -m scripts.gpu_check runs it on one)",
     "python cli.py fit --config configs/ur4rec.yaml --config configs/trainer/ddp.yaml "
     "--data.data_dir ../shared/data/M_ML-100K --data.llm_dir ../shared/data/llm_generated":
         "needs two GPUs; the same ddp.yaml runs below as two CPU processes over gloo",

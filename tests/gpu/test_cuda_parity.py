@@ -179,8 +179,5 @@ def test_bf16_validation_metrics_on_cuda_stay_within_half_a_standard_error_of_bf
     assert not outside, f"(bf16 cpu, bf16 cuda, bar): {outside}"
 
 
-@pytest.mark.xfail(strict=True, reason="bf16 autocast rounds the score products' outputs to 8 bits (about 190 distinct "
-                   "scores over 1,447 items), so most targets tie other items and ties count against the target; "
-                   "passes once the product computes its score products in float32 (then remove this mark)")
 def test_bf16_scores_tie_the_target_no_more_than_float32(scoring, float32_cpu, bf16_cuda):
     assert users_with_tied_targets(bf16_cuda[0], scoring[1]) <= users_with_tied_targets(float32_cpu[0], scoring[1])

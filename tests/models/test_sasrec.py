@@ -110,3 +110,12 @@ def test_compiled_sasrec_matches_eager_outputs_and_gradients():
     assert torch.allclose(compiled.scores(batch, "sasrec")[0], eager.scores(batch, "sasrec")[0], atol=1e-5)
     for (name, p), q in zip(eager.named_parameters(), compiled.parameters()):
         assert torch.allclose(p.grad, q.grad, atol=1e-5), name
+
+
+def test_scores_stay_float32_and_distinct_under_bf16_autocast(model):
+    states = model.user_state(torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8]]))
+    exact = model.score_all(states)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = model.score_all(states)
+    assert scores.dtype == torch.float32  # bf16 would leave a few hundred distinct values over a catalog
+    torch.testing.assert_close(scores, exact)

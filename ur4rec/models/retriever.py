@@ -88,7 +88,9 @@ class MoERetriever(nn.Module):
                 items, query, present = self.description_items(item_text), context, has_item
             else:
                 items, query, present = self.image_items(item_image), context, has_item & image_mask
-            expert_scores[name] = scales[e] * F.normalize(query, dim=-1) @ F.normalize(items, dim=-1).T  # (B, N + 1)
+            with torch.autocast(query.device.type, enabled=False):  # float32 scores: bf16 would tie most targets
+                cosine = F.normalize(query.float(), dim=-1) @ F.normalize(items.float(), dim=-1).T  # (B, N + 1)
+            expert_scores[name] = scales[e] * cosine
             available.append(present)
         available = torch.stack(available).to(weights.dtype)  # (E, N + 1)
         norm = weights @ available  # (B, N + 1) total weight of the experts present for each item

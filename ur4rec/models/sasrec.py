@@ -120,5 +120,9 @@ class SASRec(nn.Module):
         return hidden[torch.arange(items.shape[0], device=items.device), last.clamp(min=0)]
 
     def score_all(self, states: torch.Tensor) -> torch.Tensor:
-        """Dot-product scores of states (..., D) against every item -> (..., num_items + 1); column 0 is padding."""
-        return states @ self.item_table().T
+        """Dot-product scores of states (..., D) against every item -> (..., num_items + 1); column 0 is padding.
+
+        Always float32, also under autocast: bf16 products leave a few hundred distinct scores over the
+        catalog, and the ties would count against every tied target."""
+        with torch.autocast(states.device.type, enabled=False):
+            return states.float() @ self.item_table().float().T

@@ -84,6 +84,7 @@ def test_a_max_epochs_that_cuts_stages_off_is_warned_about():
     ("--data.max_seq_len=0", "data.max_seq_len"),
     ("--model.eval_ks=[0, 10]", "model.eval_ks"),
     ("--stages.pretrain_sasrec=-1", "stages.pretrain_sasrec"),
+    ("--stages.pretrain_sasrec=0", "stages.pretrain_sasrec"),  # SASRec alone: trained nothing without a word
     ("--alternating.mode=sometimes", "alternating.mode"),
     ("--trainer.max_epochs=0", "trainer.max_epochs"),  # trained nothing, with only a warning
     ("--trainer.max_epochs=-5", "trainer.max_epochs"),  # was Lightning's traceback

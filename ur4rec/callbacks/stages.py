@@ -101,6 +101,8 @@ class TrainingStages(L.Callback):
         if not self.transitions:
             if pl_module.net.retriever is None:  # SASRec alone: the other stages need a retriever
                 self.epochs.update({stage: 0 for stage in STAGES[1:]})
+                check(self.epochs[PRETRAIN_SASREC] > 0, f"stages.{PRETRAIN_SASREC}",
+                      "0 epochs, and SASRec alone (no model.retriever) runs no other stage: nothing would train")
             elif pl_module.hparams.sasrec_checkpoint and any(self.epochs[stage] for stage in STAGES[1:]):
                 self.epochs[PRETRAIN_SASREC] = 0  # SASRec comes pretrained (model.sasrec_checkpoint)
             self.stage_index = self._next_stage(-1)

@@ -122,6 +122,12 @@ def test_a_checkpoint_without_a_checksum_loads_with_a_warning_and_junk_is_named(
     for name in ("junk.ckpt", "cut.ckpt", "missing.ckpt"):
         with pytest.raises(CheckpointError, match=name):
             load_checkpoint_file(tmp_path / name)
+    (tmp_path / "empty.ckpt").write_bytes(b"")  # was an IndexError from the error message itself
+    with pytest.raises(CheckpointError, match="empty.ckpt: the file is empty"):
+        load_checkpoint_file(tmp_path / "empty.ckpt")
+    (tmp_path / "pickle-cut.ckpt").write_bytes(b"\x80\x02")  # an old-style pickle cut short: EOFError, no message
+    with pytest.raises(CheckpointError, match=r"pickle-cut.ckpt: not a readable checkpoint \(EOFError\)"):
+        load_checkpoint_file(tmp_path / "pickle-cut.ckpt")
     (tmp_path / "run.ckpt").mkdir()
     with pytest.raises(CheckpointError, match="run.ckpt: is a folder, not a checkpoint file"):
         load_checkpoint_file(tmp_path / "run.ckpt")

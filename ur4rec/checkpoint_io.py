@@ -77,11 +77,14 @@ def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> 
     if not Path(path).is_file():
         raise CheckpointError(f"{path}: " + ("is a folder, not a checkpoint file" if Path(path).is_dir() else
                                              "no such checkpoint file"))
+    if Path(path).stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty, not a checkpoint")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated zip, not a torch file, unsafe pickle: all "cannot use this file"
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0][:200]})") from None
+        detail = str(err).strip().splitlines()  # some errors (EOFError) carry no message at all
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}"
+                              + (f": {detail[0][:200]})" if detail else ")")) from None
     return verify_checkpoint(checkpoint, path)
 
 

@@ -43,8 +43,6 @@ def test_classify_a_degraded_input():
     echo = "  next: python cli.py test --data.data_dir=data/u.data: 1 rating(s) above 5\n"
     assert classify(case, 0, echo, "")[0] == SILENT  # the command line echoed back is not a warning
     assert classify(case, 2, "", "error: data/u.data: 1 rating(s) above 5\n")[0] == CLEAR_ERROR
-    mixed = Case("metadata u.item mixed encodings", CLEAR_ERROR, "u.item", (), also_accepts=(GRACEFUL,))
-    assert classify(mixed, 0, "", "DataFormatWarning: data/u.item: 1 line(s) read as latin-1\n")[0] == GRACEFUL
 
 
 def test_a_few_cases_run_through_the_cli_and_classify_as_expected(tmp_path):

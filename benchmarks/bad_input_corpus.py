@@ -21,6 +21,7 @@ import argparse
 import datetime
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -48,6 +49,7 @@ COMMAND_ECHO = "python cli.py "  # the fit summary repeats the command line: it 
 @dataclass(frozen=True)
 class Result:
     case: Case
+    folder: Path  # where the case ran: its bad input, command.txt, stdout.txt, stderr.txt
     returncode: int | None
     outcome: str
     evidence: str  # the line that shows the outcome: the error, the warning, the traceback's last line
@@ -116,8 +118,11 @@ def run_cli(argv: Sequence[str], cwd: Path, env: dict, timeout: float,
             process.kill()
             process.wait()
             returncode = None
-    read = lambda path: path.read_bytes().decode("utf-8", errors="replace")  # noqa: E731
-    return returncode, read(out_path), read(err_path)
+    return returncode, read_text(out_path), read_text(err_path)
+
+
+def read_text(path: Path) -> str:
+    return path.read_bytes().decode("utf-8", errors="replace")
 
 
 def run_case(case: Case, case_dir: Path, fixtures: dict[str, str], timeout: float = CASE_TIMEOUT_S) -> Result:
@@ -127,13 +132,14 @@ def run_case(case: Case, case_dir: Path, fixtures: dict[str, str], timeout: floa
     if case.setup is not None:
         case.setup(case_dir, fixtures)
     argv = [arg.format_map(fixtures) for arg in case.argv]
+    (case_dir / "command.txt").write_text(shlex.join([sys.executable, str(REPO / "cli.py"), *argv]) + "\n")
     start = time.perf_counter()
     terminate_when = case_dir / case.terminate_when if case.terminate_when else None
     returncode, stdout, stderr = run_cli(argv, case_dir, subprocess_env(case.env), timeout, terminate_when)
     seconds = time.perf_counter() - start
     if returncode is None:
-        return Result(case, None, SILENT, f"timed out after {timeout:.0f} s", seconds)
-    return Result(case, returncode, *classify(case, returncode, stdout, stderr), seconds)
+        return Result(case, case_dir, None, SILENT, f"timed out after {timeout:.0f} s", seconds)
+    return Result(case, case_dir, returncode, *classify(case, returncode, stdout, stderr), seconds)
 
 
 def dead_url() -> str:
@@ -243,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for result in unexpected:
             print(f"  {result.case.name}: expected {result.case.expected}, got {result.outcome} "
                   f"(exit {result.returncode}): {result.evidence[:200]}")
+            if args.work_dir is not None:
+                print(f"    in {result.folder} (command.txt, stdout.txt, stderr.txt)")
     if args.work_dir is None:
         shutil.rmtree(work_dir, ignore_errors=True)
     return 1 if failed(results) else 0

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ur4rec.models.precision import full_precision
+
 EXPERTS = ("preference", "description", "image")
 
 
@@ -88,7 +90,7 @@ class MoERetriever(nn.Module):
                 items, query, present = self.description_items(item_text), context, has_item
             else:
                 items, query, present = self.image_items(item_image), context, has_item & image_mask
-            with torch.autocast(query.device.type, enabled=False):  # float32 scores: bf16 would tie most targets
+            with full_precision(query.device):  # float32 scores: bf16 would tie most targets
                 cosine = F.normalize(query.float(), dim=-1) @ F.normalize(items.float(), dim=-1).T  # (B, N + 1)
             expert_scores[name] = scales[e] * cosine
             available.append(present)

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ur4rec.models.precision import full_precision
+
 
 class SelfAttentionBlock(nn.Module):
     """Pre-norm multi-head self-attention + point-wise feed-forward, both residual."""
@@ -124,5 +126,5 @@ class SASRec(nn.Module):
 
         Always float32, also under autocast: bf16 products leave a few hundred distinct scores over the
         catalog, and the ties would count against every tied target."""
-        with torch.autocast(states.device.type, enabled=False):
+        with full_precision(states.device):
             return states.float() @ self.item_table().float().T

@@ -19,8 +19,9 @@ class SASRecConfig:
     ``compile``: a ``torch.compile`` backend for the encoder (e.g. ``inductor``), None for eager mode.
 
     ``content``: an item is its ID embedding plus a projection of its description vector, and an item no
-    training sequence holds (a new one) is its projection alone; ``id_dropout``: the fraction of items
-    whose ID term is dropped at each training step, so the projection learns to rank on its own.
+    training sequence holds (a new one) a learned unknown-item vector plus that projection; ``id_dropout``:
+    the fraction of items given the unknown vector at each training step, so the projection learns to rank
+    on its own.
     """
 
     hidden_size: int = 64

@@ -89,6 +89,10 @@ def test_a_max_epochs_that_cuts_stages_off_is_warned_about():
     ("--trainer.max_epochs=0", "trainer.max_epochs"),  # trained nothing, with only a warning
     ("--trainer.max_epochs=-5", "trainer.max_epochs"),  # was Lightning's traceback
     ("--seed_everything=-1", "seed_everything"),  # was Lightning's traceback
+    ("--data.num_workers=-1", "data.num_workers"),  # was torch's DataLoader traceback
+    ("--data.min_rating=6", "data.min_rating"),  # filters to nothing: was a traceback from the splitter
+    ("--model.loss_weights.contrastive_temperature=0", "model.loss_weights.contrastive_temperature"),  # unnamed
+    ("--model.loss_weights.distill_temperature=-1", "model.loss_weights.distill_temperature"),  # unnamed
 ], ids=lambda v: v if v.startswith("--") else "")
 def test_settings_that_cannot_work_name_their_key(workdir, setting, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -98,7 +102,10 @@ def test_settings_that_cannot_work_name_their_key(workdir, setting, key):
 
 def test_retriever_settings_that_cannot_work_name_their_key(workdir):
     for setting, key in (("--model.retriever.fusion_weight=1.5", "model.retriever.fusion_weight"),
-                         ("--model.retriever.experts=[audio]", "model.retriever.experts")):
+                         ("--model.retriever.experts=[audio]", "model.retriever.experts"),
+                         # both were tracebacks: a ZeroDivisionError in the queue, torch's ValueError
+                         ("--model.loss_weights.contrastive_queue_size=0", "model.loss_weights.contrastive_queue_size"),
+                         ("--model.sasrec_optimizer.init_args.lr=-0.001", "model.sasrec_optimizer")):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             main(["fit", "--config", str(REPO / "configs/ur4rec.yaml"), "--data.data_dir=data", *FAST, setting])
 

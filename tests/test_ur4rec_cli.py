@@ -148,6 +148,19 @@ def test_report_marks_the_switches_and_reads_epochs():
     assert _series(metrics, "alternating/active_is_sasrec")["epoch"].tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
+@pytest.mark.parametrize("content", [b"\x00\x01garbage\n\xff\xfe", b"user,item\n1,2\n"], ids=["binary", "other-csv"])
+def test_report_of_a_file_that_is_no_metrics_csv_names_it(tmp_path, content):
+    from ur4rec.data.errors import DataFormatError
+    from ur4rec.run_report import load_run
+
+    metrics = tmp_path / "run/version_0/metrics.csv"
+    metrics.parent.mkdir(parents=True)
+    metrics.write_bytes(content)
+    with pytest.raises(DataFormatError, match="not a metrics.csv written by a run") as info:  # was a traceback
+        load_run(tmp_path / "run")
+    assert info.value.path == metrics
+
+
 def validated_straight_run(workdir: Path):
     """The ``straight`` run's config arguments, a ``validate`` CLI of its last checkpoint, and that
     checkpoint's validation NDCG@10 scored fused and scored by SASRec alone."""

@@ -116,6 +116,7 @@ class UR4RecDataModule(L.LightningDataModule):
         check(retriever_positions >= 0, "data.retriever_positions", f"must be >= 0, got {retriever_positions}")
         check(train_windows in TRAIN_WINDOWS, "data.train_windows", f"must be one of {TRAIN_WINDOWS}, got {train_windows!r}")
         check(window_stride is None or window_stride > 0, "data.window_stride", f"must be > 0, got {window_stride}")
+        check(num_workers >= 0, "data.num_workers", f"must be >= 0 (0 loads in the main process), got {num_workers}")
         self.save_hyperparameters()
         self.raw: RawDataset | None = None
         self.splits: SequenceSplits | None = None

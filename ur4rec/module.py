@@ -20,7 +20,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from ur4rec.checkpoint_io import sasrec_weights, upgrade_checkpoint
-from ur4rec.errors import CheckpointError, check
+from ur4rec.errors import CheckpointError, ConfigError, check
 from ur4rec.evaluation import SplitEvaluation
 from ur4rec.models.configs import LossWeights, RetrieverConfig, SASRecConfig, plain
 from ur4rec.models.ur4rec import UR4Rec
@@ -113,13 +113,20 @@ class UR4RecModule(L.LightningModule):
         ids = [{id(p) for p in params} for params in groups.values()]
         assert not (len(ids) == 2 and ids[0] & ids[1]), "SASRec and retriever parameter sets overlap"
         assert sum(map(len, ids)) == len(list(self.parameters())), "a parameter belongs to no optimizer"
-        optimizers = {name: self.optimizer_factories[name](params) for name, params in groups.items()}
+        optimizers = {name: self.build_optimizer(name, params) for name, params in groups.items()}
         schedulers = [self.scheduler_factories[name](optimizer) for name, optimizer in optimizers.items()
                       if self.scheduler_factories[name] is not None]
         check(not any(isinstance(s, torch.optim.lr_scheduler.ReduceLROnPlateau) for s in schedulers),
               "model.*_scheduler", "ReduceLROnPlateau is not supported; use an epoch-based scheduler "
               "(stages.plateau_patience ends a stage on a plateau)")
         return list(optimizers.values()), schedulers
+
+    def build_optimizer(self, module: str, params: list) -> torch.optim.Optimizer:
+        """The configured optimizer of ``module``; a value torch refuses (e.g. a negative lr) names its key."""
+        try:
+            return self.optimizer_factories[module](params)
+        except ValueError as err:
+            raise ConfigError(f"model.{module}_optimizer: {err}") from None
 
     def optimizer_of(self, module: str) -> torch.optim.Optimizer:
         """The optimizer of ``module`` (``sasrec`` or ``retriever``) once the Trainer has built them."""

@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after selecting the headless bac
 import pandas as pd  # noqa: E402
 
 from ur4rec.checkpoint_io import load_checkpoint_file, upgrade_checkpoint  # noqa: E402
+from ur4rec.data.errors import DataFormatError  # noqa: E402
 from ur4rec.vocabulary import STAGE_POLICY, STAGES  # noqa: E402
 
 
@@ -31,7 +32,19 @@ def load_run(run_dir: Path) -> pd.DataFrame:
     versions = sorted(run_dir.glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name.split("_")[1]))
     if not versions:
         raise FileNotFoundError(f"{run_dir}: no version_*/metrics.csv (is this a logs/<run_name> folder?)")
-    return pd.concat([pd.read_csv(p) for p in versions], ignore_index=True)
+    return pd.concat([read_metrics(p) for p in versions], ignore_index=True)
+
+
+def read_metrics(path: Path) -> pd.DataFrame:
+    """One ``metrics.csv`` as the CSV logger writes it (an ``epoch`` column); anything else names the file."""
+    try:
+        metrics = pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise DataFormatError(path, f"not a metrics.csv written by a run ({type(err).__name__}: {err})") from None
+    if "epoch" not in metrics.columns:
+        raise DataFormatError(path, f"not a metrics.csv written by a run (no epoch column; found "
+                                    f"{list(metrics.columns)[:5]})")
+    return metrics
 
 
 def stage_boundaries(metrics: pd.DataFrame, checkpoint: Path | None) -> list[tuple[str, int]]:

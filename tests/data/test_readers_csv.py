@@ -57,8 +57,11 @@ def test_the_csv_layout_reads_half_stars_quoted_titles_genres_and_tags(tmp_path,
     ("ratings.csv", RATINGS + "3,7,4,5\n", 8, "item id 7 is not in movies.csv"),
     ("movies.csv", MOVIES + '4,"Unclosed (1999),Drama\n', 5, "unbalanced quote"),
     ("movies.csv", MOVIES + '4,"Unclosed (1999),Drama\n5,"Closed (2000)",Drama\n', 5, "unbalanced quote"),
+    ("ratings.csv", RATINGS + "-3,1,4,5\n", 8, "user id must be >= 0, got -3"),  # was read as a user
+    ("ratings.csv", RATINGS.split("\n")[0] + "\n", None, "holds no rating rows"),  # was a traceback later on
     ("movies.csv", "", None, "file is empty"),
-], ids=["header", "rating", "movie-id", "fields", "unknown-movie", "quote-eof", "quote-swallows", "empty"])
+], ids=["header", "rating", "movie-id", "fields", "unknown-movie", "quote-eof", "quote-swallows",
+        "negative-user", "header-only", "empty"])
 def test_broken_csv_files_name_file_and_line(tmp_path, name, text, line, words):
     root = write_csv(tmp_path / "mls", **{name.removesuffix(".csv"): text})
     with pytest.raises(DataFormatError) as info, warnings.catch_warnings():

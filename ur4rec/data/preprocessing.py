@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from ur4rec.errors import check
+
 
 @dataclass(frozen=True)
 class SequenceSplits:
@@ -168,5 +170,10 @@ def build_splits(ratings: pd.DataFrame, tie_order: str = "file") -> SequenceSpli
 
 def prepare_splits(ratings: pd.DataFrame, min_rating: float = 4, min_user_interactions: int = 5,
                    min_item_interactions: int = 0, tie_order: str = "file") -> SequenceSplits:
-    """Filter, order and split in one call (the DataModule's pipeline)."""
-    return build_splits(filter_ratings(ratings, min_rating, min_user_interactions, min_item_interactions), tie_order)
+    """Filter, order and split in one call (the DataModule's pipeline); filters that keep nothing are a
+    :class:`ConfigError` naming them."""
+    kept = filter_ratings(ratings, min_rating, min_user_interactions, min_item_interactions)
+    check(len(kept) > 0, "data.min_rating", f"{min_rating}, with data.min_user_interactions {min_user_interactions} "
+          f"and data.min_item_interactions {min_item_interactions}, keeps none of the {len(ratings)} ratings; "
+          "lower these settings")
+    return build_splits(kept, tie_order)

@@ -101,8 +101,16 @@ def parse_ratings(fields: Fields) -> tuple[pd.DataFrame, np.ndarray]:
 
 def checked_ratings(ratings: pd.DataFrame, lines: np.ndarray, path: Path, items: pd.DataFrame,
                     items_path: Path) -> pd.DataFrame:
-    """``ratings`` (file order, ``lines`` their line numbers) with items that ``items`` lacks refused, a rating
-    that is not a finite number >= 0 refused, and the older rows of a repeated (user, item) pair dropped."""
+    """``ratings`` (file order, ``lines`` their line numbers) with an empty table, a negative user or item id,
+    items that ``items`` lacks and a rating that is not a finite number >= 0 refused, and the older rows of a
+    repeated (user, item) pair dropped."""
+    if not len(ratings):
+        raise DataFormatError(path, "holds no rating rows")
+    for column in ("user", "item"):
+        negative = np.flatnonzero(ratings[column].to_numpy() < 0)
+        if len(negative):
+            raise DataFormatError(path, f"{column} id must be >= 0, got {ratings[column].iat[negative[0]]}",
+                                  int(lines[negative[0]]))
     values = ratings["rating"].to_numpy()
     negative = np.flatnonzero(~(values >= 0))
     if len(negative):

@@ -99,8 +99,10 @@ class LossWeights:
     def validate(self) -> None:
         for name in ("fused", "sasrec", "retriever", "balance", "contrastive", "distill"):
             check(getattr(self, name) >= 0, f"model.loss_weights.{name}", f"must be >= 0, got {getattr(self, name)}")
-        check(self.contrastive_temperature > 0 and self.distill_temperature > 0, "model.loss_weights",
-              "temperatures must be > 0")
+        for name in ("contrastive_temperature", "distill_temperature"):
+            check(getattr(self, name) > 0, f"model.loss_weights.{name}", f"must be > 0, got {getattr(self, name)}")
+        check(self.contrastive_queue_size > 0, "model.loss_weights.contrastive_queue_size",
+              f"must be > 0, got {self.contrastive_queue_size}")
 
 
 def plain(config) -> dict | None:

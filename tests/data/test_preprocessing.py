@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from ur4rec.data.preprocessing import SequenceSplits, build_splits, filter_ratings, order_by_time, prepare_splits
+from ur4rec.errors import ConfigError
 
 
 def table(rows: list[tuple[int, int, float, int]]) -> pd.DataFrame:
@@ -151,10 +152,13 @@ def test_users_with_fewer_than_three_interactions_are_refused():
     assert prepare_splits(ratings, min_rating=0, min_user_interactions=3).raw_user_ids.tolist() == [1]
 
 
-def test_empty_input_is_a_clear_error():
+def test_filters_that_keep_nothing_name_the_setting():
     ratings = table([(1, 1, 2, 1), (1, 2, 2, 2), (1, 3, 2, 3)])
-    with pytest.raises(ValueError, match="no interactions left"):
+    with pytest.raises(ConfigError, match=r"data.min_rating: 4, with data.min_user_interactions 3 .* keeps none "
+                                          r"of the 3 ratings"):
         prepare_splits(ratings, min_rating=4, min_user_interactions=3)
+    with pytest.raises(ValueError, match="no interactions left"):
+        build_splits(ratings.iloc[:0])
 
 
 def test_exactly_three_interactions_gives_empty_history():

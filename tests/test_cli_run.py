@@ -105,7 +105,7 @@ def test_retriever_settings_that_cannot_work_name_their_key(workdir):
                          ("--model.retriever.experts=[audio]", "model.retriever.experts"),
                          # both were tracebacks: a ZeroDivisionError in the queue, torch's ValueError
                          ("--model.loss_weights.contrastive_queue_size=0", "model.loss_weights.contrastive_queue_size"),
-                         ("--model.sasrec_optimizer.init_args.lr=-0.001", "model.sasrec_optimizer")):
+                         ("--model.sasrec_optimizer.init_args.lr=-0.001", "model.sasrec_optimizer.init_args.lr")):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             main(["fit", "--config", str(REPO / "configs/ur4rec.yaml"), "--data.data_dir=data", *FAST, setting])
 

@@ -29,6 +29,9 @@ from ur4rec.vocabulary import OBJECTIVE_SASREC, SASREC, SCORE_FUSED, SCORE_MODES
 
 CURVE_METRICS = ("ndcg@10", "hit@10")
 SLICES_OF = {"val": NEW_ITEM_SLICES, "test": SLICES}  # validation: the new-item slices only
+# words of torch.optim's ValueError -> the init_args key it refuses
+TORCH_OPTIMIZER_ARGS = (("learning rate", "lr"), ("epsilon", "eps"), ("beta", "betas"), ("weight_decay", "weight_decay"),
+                        ("momentum", "momentum"))
 
 
 def _adamw(params) -> torch.optim.Optimizer:
@@ -126,7 +129,8 @@ class UR4RecModule(L.LightningModule):
         try:
             return self.optimizer_factories[module](params)
         except ValueError as err:
-            raise ConfigError(f"model.{module}_optimizer: {err}") from None
+            arg = next((name for words, name in TORCH_OPTIMIZER_ARGS if words in str(err)), None)
+            raise ConfigError(f"model.{module}_optimizer{f'.init_args.{arg}' if arg else ''}: {err}") from None
 
     def optimizer_of(self, module: str) -> torch.optim.Optimizer:
         """The optimizer of ``module`` (``sasrec`` or ``retriever``) once the Trainer has built them."""

@@ -17,6 +17,7 @@ COMMANDS = {
     "convergence": ("benchmarks.convergence", "best validation NDCG@10, time to it, time to reach a bar"),
     "slice_table": ("benchmarks.slice_table", "test metrics per slice (new items, popularity, history) of runs"),
     "paired": ("benchmarks.paired", "two sets of checkpoints compared user by user, bootstrap interval"),
+    "pooled": ("benchmarks.pooled", "paired differences of several data splits (folds) in one interval"),
     "side_signal": ("benchmarks.side_signal", "each side input (texts, posters) as an untrained ranker"),
     "fusion_sweep": ("benchmarks.fusion_sweep", "validation metrics of a checkpoint per fusion weight"),
     "new_item_offset": ("benchmarks.new_item_offset", "validation cost and gain of ranking new items higher"),

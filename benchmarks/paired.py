@@ -17,7 +17,8 @@ checkpoints: the gain that plain ensembling of the baseline gives, without any s
 ``--baseline_args`` configures the baseline side apart (e.g. SASRec without the content term against
 UR4Rec with it); both sides must read the same data. ``--slices`` adds, for the mean of the pairs, one row per evaluation slice (``ur4rec.slices``: cold / warm /
 new items only under the new-item protocol, target popularity, history length) with its users, the
-bootstrap drawn over that slice's users.
+bootstrap drawn over that slice's users; ``--save_gains`` writes those per-user gains for ``pooled``, which
+pools several data splits (the new-item folds) into one interval.
 """
 
 from __future__ import annotations
@@ -75,26 +76,36 @@ def bootstrap_relative(baseline: torch.Tensor, candidate: torch.Tensor, draws: i
     return float(candidate.double().mean() / baseline.double().mean() - 1), low, high
 
 
-def slice_rows(sides: dict[str, list[torch.Tensor]], batches: list[dict[str, torch.Tensor]],
-               new_items: torch.Tensor | None, draws: int) -> list[dict[str, object]]:
-    """Rows of the mean of pairs per slice: each slice's users (the bootstrap draws over them alone); the
-    ``cold_new`` slice ranks the cold users among the new items only."""
+def slice_gains(sides: dict[str, list[torch.Tensor]], batches: list[dict[str, torch.Tensor]],
+                new_items: torch.Tensor | None) -> dict[str, dict[str, object]]:
+    """slice -> {"users": (U,) bool, "baseline" / "candidate": metric -> (U,) gain, the mean over the side's
+    checkpoints}; the ``cold_new`` slice ranks the cold users among the new items only."""
     masks = {name: torch.cat([m[name] for m in (slice_masks(b, SLICES) for b in batches)])
              for name in SLICES if name in slice_masks(batches[0], SLICES)}
-    rows = []
+    per_slice = {}
     for name, users in masks.items():
         among = new_items if name == COLD_NEW else None
-        means = {side: {m: torch.stack([user_gains(s, batches, among)[m] for s in scores]).mean(0) for m in METRICS}
-                 for side, scores in sides.items()}
-        for metric in METRICS:
-            base, cand = means["baseline"][metric][users], means["candidate"][metric][users]
-            nothing = not users.any() or base.sum() == 0  # no users, or no baseline gain to be relative to
-            relative, low, high = (math.nan,) * 3 if nothing else bootstrap_relative(base, cand, draws)
-            rows.append({"compared": f"slice {name} ({int(users.sum())} users)", "metric": metric,
-                         "baseline": float(base.mean()) if users.any() else 0.0,
-                         "candidate": float(cand.mean()) if users.any() else 0.0,
-                         "relative": relative, "low": low, "high": high})
-    return rows
+        per_slice[name] = {"users": users, **{
+            side: {m: torch.stack([user_gains(s, batches, among)[m] for s in scores]).mean(0) for m in METRICS}
+            for side, scores in sides.items()}}
+    return per_slice
+
+
+def relative_row(compared: str, metric: str, base: torch.Tensor, cand: torch.Tensor, draws: int) -> dict[str, object]:
+    """One table row over the users of ``base`` and ``cand`` (U,); no interval when there are no users or the
+    baseline gains nothing to be relative to."""
+    nothing = not len(base) or base.sum() == 0
+    relative, low, high = (math.nan,) * 3 if nothing else bootstrap_relative(base, cand, draws)
+    return {"compared": compared, "metric": metric, "baseline": float(base.mean()) if len(base) else 0.0,
+            "candidate": float(cand.mean()) if len(cand) else 0.0, "relative": relative, "low": low, "high": high}
+
+
+def slice_rows(sides: dict[str, list[torch.Tensor]], batches: list[dict[str, torch.Tensor]],
+               new_items: torch.Tensor | None, draws: int) -> list[dict[str, object]]:
+    """Rows of the mean of pairs per slice: each slice's users (the bootstrap draws over them alone)."""
+    return [relative_row(f"slice {name} ({int(s['users'].sum())} users)", metric, s["baseline"][metric][s["users"]],
+                         s["candidate"][metric][s["users"]], draws)
+            for name, s in slice_gains(sides, batches, new_items).items() for metric in METRICS]
 
 
 def compare(model: UR4RecModule, batches: list[dict[str, torch.Tensor]], baseline: Sequence[str],
@@ -104,27 +115,49 @@ def compare(model: UR4RecModule, batches: list[dict[str, torch.Tensor]], baselin
     """Rows of the comparison: each pair, both sides averaged over their checkpoints, and the baseline ensemble
     (and with ``slices`` the mean of pairs per evaluation slice; ``new_items`` (N + 1,) bool under the
     new-item protocol). ``baseline_model``: the baseline's own model when its configuration differs."""
+    sides = score_sides(model, batches, baseline, candidate, baseline_model)
+    return comparison_rows(sides, batches, draws, slices, new_items)
+
+
+def score_sides(model: UR4RecModule, batches: list[dict[str, torch.Tensor]], baseline: Sequence[str],
+                candidate: Sequence[str], baseline_model: UR4RecModule | None = None) -> dict[str, list[torch.Tensor]]:
+    """side -> one (U, N + 1) :func:`log_scores` per checkpoint of that side."""
     sides = {"baseline": [], "candidate": []}
     for side, paths in (("baseline", baseline), ("candidate", candidate)):
         for path in paths:
             model_of_side = baseline_model if side == "baseline" and baseline_model is not None else model
             load_for_scoring(model_of_side, path)
             sides[side].append(log_scores(model_of_side, batches))
+    return sides
+
+
+def comparison_rows(sides: dict[str, list[torch.Tensor]], batches: list[dict[str, torch.Tensor]], draws: int = 2000,
+                    slices: bool = False, new_items: torch.Tensor | None = None) -> list[dict[str, object]]:
+    """The rows of :func:`compare` from the sides' scores."""
     gains = {side: [user_gains(s, batches) for s in scores] for side, scores in sides.items()}
     mean_of = {side: {m: torch.stack([g[m] for g in gs]).mean(0) for m in METRICS} for side, gs in gains.items()}
     ensemble = user_gains(torch.stack(sides["baseline"]).sum(0), batches)
-    pairs = [(f"pair {i}", gains["baseline"][i], gains["candidate"][i]) for i in range(len(baseline))]
+    pairs = [(f"pair {i}", base, cand) for i, (base, cand) in enumerate(zip(gains["baseline"], gains["candidate"]))]
     pairs += [("mean of pairs", mean_of["baseline"], mean_of["candidate"]),
               ("baseline ensemble", mean_of["baseline"], ensemble)]
-    rows = []
-    for name, base, cand in pairs:
-        for metric in METRICS:
-            relative, low, high = bootstrap_relative(base[metric], cand[metric], draws)
-            rows.append({"compared": name, "metric": metric, "baseline": float(base[metric].mean()),
-                         "candidate": float(cand[metric].mean()), "relative": relative, "low": low, "high": high})
+    rows = [relative_row(name, metric, base[metric], cand[metric], draws) for name, base, cand in pairs
+            for metric in METRICS]
     if slices:
         rows += slice_rows(sides, batches, new_items, draws)
     return rows
+
+
+def save_gains(path: str, sides: dict[str, list[torch.Tensor]], batches: list[dict[str, torch.Tensor]],
+               new_items: torch.Tensor | None, raw_user_ids) -> None:
+    """Write {"raw_user_ids": (U,), "slices": :func:`slice_gains` plus ``all``} (tensors only: loads with
+    ``weights_only``); the raw ids let a pooled bootstrap resample each user with all its rows."""
+    per_slice = slice_gains(sides, batches, new_items)
+    users = torch.cat([b["user"] for b in batches])  # (U,) row -> user index of the split
+    every = torch.ones_like(users, dtype=torch.bool)
+    gains = {side: {m: torch.stack([user_gains(s, batches)[m] for s in scores]).mean(0) for m in METRICS}
+             for side, scores in sides.items()}
+    torch.save({"raw_user_ids": torch.as_tensor(raw_user_ids)[users], "slices": {"all": {"users": every, **gains},
+                                                                                  **per_slice}}, path)
 
 
 def format_table(rows: list[dict[str, object]]) -> str:
@@ -143,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", choices=("val", "test"), default="test")
     parser.add_argument("--draws", type=int, default=2000, help="bootstrap resamples of the users")
     parser.add_argument("--slices", action="store_true", help="also the mean of pairs per evaluation slice")
+    parser.add_argument("--save_gains", default=None, help="also write the per-user gains of each slice here "
+                        "(for `python -m benchmarks pooled` over several data splits, e.g. folds)")
     parser.add_argument("--baseline_args", default="", help="extra configuration of the baseline side, one quoted "
                         "string after '=' (e.g. --baseline_args='--model.retriever null'); same data required")
     args = parser.parse_args(ours)
@@ -155,8 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
     cli = configured(cli_args)
     baseline_cli = configured([*cli_args, *shlex.split(args.baseline_args)]) if args.baseline_args else None
-    rows = compare(cli.model, evaluation_batches(cli, args.split), baseline, candidate, args.draws, args.slices,
-                   cli.datamodule.new_item_mask(), baseline_cli.model if baseline_cli is not None else None)
+    batches = evaluation_batches(cli, args.split)
+    sides = score_sides(cli.model, batches, baseline, candidate, baseline_cli.model if baseline_cli else None)
+    rows = comparison_rows(sides, batches, args.draws, args.slices, cli.datamodule.new_item_mask())
+    if args.save_gains:
+        save_gains(args.save_gains, sides, batches, cli.datamodule.new_item_mask(), cli.datamodule.splits.raw_user_ids)
     print(f"{args.split} split, {len(baseline)} pair(s), {args.draws} bootstrap draws over users")
     for i, (b, c) in enumerate(zip(baseline, candidate)):
         print(f"pair {i}: {b} vs {c}")

@@ -19,7 +19,8 @@ import torch
 from writers import write_ml100k
 from ur4rec.callbacks.stages import TrainingStages
 from ur4rec.checkpoint_io import load_checkpoint_file
-from ur4rec.cli import FitLock, main
+from ur4rec.cli import main
+from ur4rec.run_folder import FitLock
 from ur4rec.data.errors import DataFormatError
 from ur4rec.errors import CheckpointError, ConfigError
 

@@ -7,16 +7,12 @@ outside the product, in ``benchmarks/`` (``python -m benchmarks --help``).
 
 from __future__ import annotations
 
-import difflib
 import importlib
-import os
-import secrets
 import sys
 from pathlib import Path
 
-import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import LightningCLI
 
 from ur4rec.callbacks.alternating import AdaptiveAlternating
 from ur4rec.callbacks.checkpoints import ExceptionCheckpoint, LatestCheckpoint
@@ -24,15 +20,12 @@ from ur4rec.callbacks.predictions import RecommendationWriter
 from ur4rec.callbacks.rng import RNGStateCheckpoint
 from ur4rec.callbacks.run_summary import FitSummary
 from ur4rec.callbacks.stages import TrainingStages
-from ur4rec.atomic_files import pid_alive
 from ur4rec.checkpoint_io import load_checkpoint_file, upgrade_checkpoint
+from ur4rec.cli_input import ShortErrorParser, check_config_file, check_max_epochs, check_seed, config_files
 from ur4rec.datamodule import UR4RecDataModule
-from ur4rec.errors import CheckpointError, ConfigError, check
 from ur4rec.models.configs import RetrieverConfig
 from ur4rec.module import UR4RecModule
-
-CHECKPOINT_ROOT = "checkpoints"
-MAX_SEED = 2**32 - 1  # numpy's (and so Lightning's) largest seed
+from ur4rec.run_folder import FitLock, best_checkpoint, checkpoint_dir, launched_rank, wandb_run_id
 
 # Commands beside LightningCLI's fit/validate/test/predict: name -> module with ``main(argv) -> int``.
 USER_COMMANDS = {
@@ -42,31 +35,9 @@ USER_COMMANDS = {
 }
 
 
-def checkpoint_dir(run_name: str) -> str:
-    return f"{CHECKPOINT_ROOT}/{run_name}"
-
-
 def shuffle_seed(seed_everything: int | bool | None) -> int:
     """The data order follows ``--seed_everything`` (an int); ``True``/``None`` fall back to 0."""
     return seed_everything if isinstance(seed_everything, int) and not isinstance(seed_everything, bool) else 0
-
-
-def wandb_run_id(directory: Path, resuming: bool) -> str:
-    """The W&B run id stored in ``directory/wandb_id`` when resuming, else a new one (then stored).
-
-    DDP ranks other than 0 start after rank 0 and read the id it stored."""
-    path = directory / "wandb_id"
-    if (resuming or launched_rank()) and path.exists():
-        return path.read_text().strip()
-    run_id = secrets.token_hex(4)
-    directory.mkdir(parents=True, exist_ok=True)
-    path.write_text(run_id + "\n")
-    return run_id
-
-
-def launched_rank() -> bool:
-    """True in a DDP process started by rank 0 (not the one the user ran)."""
-    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
 
 
 def negatives_for_loss(loss: str) -> int:
@@ -83,76 +54,6 @@ def retriever_positions(retriever) -> int:
     """The retriever's training positions, which user texts leave out (the default when there is none)."""
     return getattr(retriever, "positions", RetrieverConfig.positions) if retriever is not None \
         else RetrieverConfig.positions
-
-
-def check_seed(seed: int | bool | None) -> None:
-    """``seed_everything`` is true/false/null or an int numpy accepts (0 to 2**32 - 1)."""
-    check(seed is None or isinstance(seed, bool) or 0 <= seed <= MAX_SEED, "seed_everything",
-          f"must be an integer from 0 to {MAX_SEED} (or true for a random seed), got {seed}")
-
-
-def check_max_epochs(max_epochs: int | None) -> None:
-    """-1 or null (the stages decide the run's length) or at least one epoch: 0 would train nothing, and
-    Lightning refuses values below -1 with a traceback."""
-    check(max_epochs is None or max_epochs == -1 or max_epochs >= 1, "trainer.max_epochs",
-          f"must be -1 (the stages decide the run's length) or >= 1, got {max_epochs}; shorten a run with its "
-          "stages instead, e.g. --stages.pretrain_sasrec 2")
-
-
-def best_checkpoint(directory: str | Path) -> Path:
-    """The run's best checkpoint by its monitored metric among ``best-epoch*.ckpt`` in ``directory``."""
-    candidates = sorted(Path(directory).glob("best-epoch*.ckpt"))
-    if not candidates:
-        raise CheckpointError(f"--ckpt_path best: no best-epoch*.ckpt in {directory} (has this run been fit? "
-                              "check --run_name)")
-
-    def score(path: Path) -> float:
-        states = load_checkpoint_file(path).get("callbacks", {})
-        values = [s.get("best_model_score") for k, s in states.items() if k.startswith("ModelCheckpoint")]
-        return float(values[0]) if values and values[0] is not None else float("-inf")
-
-    return max(candidates, key=score) if len(candidates) > 1 else candidates[0]
-
-
-class ShortErrorParser(LightningArgumentParser):
-    """A parser whose errors end a run with two lines: where the options are listed, then the error (on one
-    line, naming the key) with the closest valid option when one is near (not the whole usage, over a hundred
-    lines)."""
-
-    def error(self, message: str, ex: Exception | None = None):
-        if not self.exit_on_error:
-            return super().error(message, ex)
-        parser = getattr(ex, "subcommand_parser", None) or self
-        message = " ".join(part.strip() for part in message.splitlines() if part.strip())  # one line, key first
-        options = [o for o in parser._option_string_actions if o.startswith("--")]
-        typed = [t.split("=")[0] for t in message.split() if t.startswith("--")]
-        near = [m for t in typed for m in difflib.get_close_matches(t, options, n=1, cutoff=0.8)]
-        hint = f" (did you mean {', '.join(near)}?)" if near else ""
-        sys.stderr.write(f"tip: {parser.prog.replace(' [options]', '')} --help lists every option\n"
-                         f"error: {message}{hint}\n")
-        self.exit(2)
-
-
-class FitLock:
-    """``checkpoints/<run_name>.fit.lock`` holding the pid of the live fit that writes ``checkpoints/<run_name>/``
-    (beside the folder, not in it, so a new run's folder starts empty)."""
-
-    def __init__(self, directory: str | Path):
-        self.directory = Path(directory)
-        self.path = Path(f"{directory}.fit.lock")
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            text = self.path.read_text().strip()
-            if text.isdigit() and int(text) != os.getpid() and pid_alive(int(text)):
-                raise ConfigError(f"run_name: another fit (pid {text}) is writing {self.directory}; wait for it, "
-                                  "stop it, or choose another --run_name")
-        self.path.write_text(f"{os.getpid()}\n")  # absent, stale (its process is gone) or ours
-
-    def release(self) -> None:
-        if self.path.exists() and self.path.read_text().strip() == str(os.getpid()):
-            self.path.unlink()
 
 
 class UR4RecCLI(LightningCLI):
@@ -265,29 +166,6 @@ class UR4RecCLI(LightningCLI):
         super().parse_arguments(parser, args)
         config = self.config.get(self.config.get("subcommand") or "", None) or self.config
         check_seed(config.get("seed_everything"))  # before LightningCLI seeds with it (a traceback when out of range)
-
-
-def config_files(argv: list[str]) -> list[Path]:
-    """The existing files named by ``--config PATH`` / ``--config=PATH`` in ``argv``."""
-    named = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--config"]
-    named += [arg.split("=", 1)[1] for arg in argv if arg.startswith("--config=")]
-    return [Path(name) for name in named if Path(name).is_file()]
-
-
-def check_config_file(path: Path) -> None:
-    """A config file is YAML holding a mapping of settings; otherwise one error naming the file and the line
-    (jsonargparse's message names neither)."""
-    try:
-        content = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not a UTF-8 text file ({err.reason} at byte {err.start})") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', None) or err}") from None
-    if content is not None and not isinstance(content, dict):
-        raise ConfigError(f"{path}: a config file holds settings by name (e.g. 'data:' then '  batch_size: 64'), "
-                          f"not a {type(content).__name__}")
 
 
 def main(args: list[str] | None = None) -> UR4RecCLI | int:

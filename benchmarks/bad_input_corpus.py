@@ -1,5 +1,6 @@
 """``python -m benchmarks bad_input_corpus [--work_dir DIR] [--only SUBSTRING]``: every bad input of the corpus
-(:mod:`benchmarks.bad_input_cases`) run through the real entry point, ``python cli.py ...``, and classified.
+(:mod:`benchmarks.bad_input_cases`, :mod:`benchmarks.bad_input_data_cases`) run through the real entry point,
+``python cli.py ...``, and classified.
 
 Each case is built in its own folder (the command's working directory) from small synthetic data written
 here; a tiny trained checkpoint and a filled embedding cache are made once and shared. Outcomes:
@@ -35,8 +36,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from benchmarks.bad_input_cases import (
-    CLEAR_ERROR, GRACEFUL, OUTCOMES, SILENT, TRACEBACK, Case, all_cases, sasrec_fit,
+    CLEAR_ERROR, GRACEFUL, OUTCOMES, SILENT, TRACEBACK, Case, checkpoint_cases, cli_cases, config_cases, sasrec_fit,
 )
+from benchmarks.bad_input_data_cases import features_cases, llm_cases, metadata_cases, ratings_cases
 from benchmarks.bad_input_fixtures import write_datasets
 from benchmarks.common import markdown_table
 
@@ -44,6 +46,17 @@ REPO = Path(__file__).resolve().parents[1]
 CASE_TIMEOUT_S = 300
 API_KEY_VARS = ("OPENAI_API_KEY", "DASHSCOPE_API_KEY")
 COMMAND_ECHO = "python cli.py "  # the fit summary repeats the command line: it names every flag, warns of none
+
+
+def all_cases() -> list[Case]:
+    """Every case of the corpus; names are unique."""
+    cases = config_cases() + ratings_cases() + metadata_cases() + llm_cases() + features_cases() + checkpoint_cases() \
+        + cli_cases()
+    names = [case.name for case in cases]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"bad-input cases with the same name: {repeated}")
+    return cases
 
 
 @dataclass(frozen=True)

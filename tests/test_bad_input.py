@@ -164,8 +164,8 @@ def write_llm(folder: Path, items: dict, users: dict) -> Path:
 
 @pytest.mark.parametrize("layout", FILES)
 def test_crlf_and_bom_files_give_the_same_splits_and_texts(tmp_path, layout):
-    root = write_layout(layout, tmp_path / "plain" / "data")
-    llm = write_llm(tmp_path / "plain" / "llm", {"1": "An LLM description."}, {"2": "Likes dramas."})
+    write_layout(layout, tmp_path / "plain" / "data")
+    write_llm(tmp_path / "plain" / "llm", {"1": "An LLM description."}, {"2": "Likes dramas."})
     shutil.copytree(tmp_path / "plain", tmp_path / "windows")
     ratings, _, items, users = FILES[layout]
     for name in (ratings, items, users):

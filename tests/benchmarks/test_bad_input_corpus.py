@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.bad_input_cases import CLEAR_ERROR, GRACEFUL, SILENT, TRACEBACK, Case, all_cases, counts_of
-from benchmarks.bad_input_corpus import classify, counts_table, failed, main, run_corpus, select
+from benchmarks.bad_input_cases import CLEAR_ERROR, GRACEFUL, SILENT, TRACEBACK, Case, counts_of
+from benchmarks.bad_input_corpus import all_cases, classify, counts_table, failed, main, run_corpus, select
 
 GROUPS = {"config", "ratings", "metadata", "llm", "generate", "features", "checkpoint", "predict_users", "cli"}
 

@@ -2,8 +2,10 @@
 
     python -m benchmarks slice_table logs/cold-sasrec-fold0-seed0 logs/cold-ur4rec-fold0-seed0
 
-Reads the latest logged value of every ``test_<slice>/ndcg@10``, ``hit@10`` and ``users`` in each run's
-``version_*/metrics.csv`` (what ``cli.py test`` logged) and prints one row per slice, one column pair per run.
+Reads every ``test_<slice>/ndcg@10``, ``hit@10`` and ``users`` of one test in each run's
+``version_*/metrics.csv`` (one row per ``cli.py test``; ``--test`` picks which: the latest by default, 0 for
+the first, which is the best checkpoint's in a ``seeds --also_test`` run) and prints one row per slice, one
+column pair per run.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from ur4rec.run_report import load_run
 from ur4rec.slices import SLICES
 
 
-def latest_test_metrics(metrics: pd.DataFrame) -> dict[str, float]:
-    """Every ``test*`` column's last logged value."""
-    return {c: float(metrics[c].dropna().iloc[-1]) for c in metrics.columns
-            if c.startswith("test") and metrics[c].notna().any()}
+def test_metrics(metrics: pd.DataFrame, which: int = -1) -> dict[str, float]:
+    """Every ``test*`` value of the ``which``-th test the run logged (one row per test; -1 the latest)."""
+    tests = metrics[[c for c in metrics.columns if c.startswith("test")]]
+    row = tests[tests.notna().any(axis=1)].iloc[which]
+    return {c: float(v) for c, v in row.dropna().items()}
 
 
 def slice_rows(runs: dict[str, dict[str, float]]) -> list[dict]:
@@ -44,8 +47,9 @@ def slice_rows(runs: dict[str, dict[str, float]]) -> list[dict]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks slice_table", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dirs", type=Path, nargs="+", help="logs/<run_name> folders of tested runs")
+    parser.add_argument("--test", type=int, default=-1, help="which test of each run: -1 the latest, 0 the first")
     args = parser.parse_args(argv)
-    runs = {d.name: latest_test_metrics(load_run(d)) for d in args.run_dirs}
+    runs = {d.name: test_metrics(load_run(d), args.test) for d in args.run_dirs}
     rows = slice_rows(runs)
     columns = ["slice", "users", *(f"{run} {m}" for run in runs for m in ("ndcg@10", "hit@10"))]
     print(markdown_table(columns, rows, {"users": lambda v: "" if v != v else f"{v:.0f}"}))

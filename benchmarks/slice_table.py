@@ -21,7 +21,7 @@ from ur4rec.run_report import load_run
 from ur4rec.slices import SLICES
 
 
-def test_metrics(metrics: pd.DataFrame, which: int = -1) -> dict[str, float]:
+def metrics_of_test(metrics: pd.DataFrame, which: int = -1) -> dict[str, float]:
     """Every ``test*`` value of the ``which``-th test the run logged (one row per test; -1 the latest)."""
     tests = metrics[[c for c in metrics.columns if c.startswith("test")]]
     row = tests[tests.notna().any(axis=1)].iloc[which]
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("run_dirs", type=Path, nargs="+", help="logs/<run_name> folders of tested runs")
     parser.add_argument("--test", type=int, default=-1, help="which test of each run: -1 the latest, 0 the first")
     args = parser.parse_args(argv)
-    runs = {d.name: test_metrics(load_run(d), args.test) for d in args.run_dirs}
+    runs = {d.name: metrics_of_test(load_run(d), args.test) for d in args.run_dirs}
     rows = slice_rows(runs)
     columns = ["slice", "users", *(f"{run} {m}" for run in runs for m in ("ndcg@10", "hit@10"))]
     print(markdown_table(columns, rows, {"users": lambda v: "" if v != v else f"{v:.0f}"}))

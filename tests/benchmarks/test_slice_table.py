@@ -6,16 +6,16 @@ import math
 
 import pandas as pd
 
-from benchmarks.slice_table import slice_rows, test_metrics
+from benchmarks.slice_table import slice_rows, metrics_of_test
 
 
 def test_rows_take_the_chosen_test_of_each_run_per_slice():
     log = pd.DataFrame({"epoch": [3, 3, 3], "test/ndcg@10": [None, 0.1, 0.2], "test/hit@10": [None, 0.3, 0.4],
                         "test_cold/ndcg@10": [None, 0.0, 0.05], "test_cold/hit@10": [None, 0.0, 0.1],
                         "test_cold/users": [None, 9.0, 9.0], "val/ndcg@10": [0.5, None, None]})
-    metrics = test_metrics(log)
+    metrics = metrics_of_test(log)
     assert metrics["test/ndcg@10"] == 0.2 and "val/ndcg@10" not in metrics
-    first = test_metrics(log, 0)  # a seeds --also_test run: the best checkpoint's test comes first
+    first = metrics_of_test(log, 0)  # a seeds --also_test run: the best checkpoint's test comes first
     assert (first["test/ndcg@10"], first["test_cold/ndcg@10"], first["test_cold/users"]) == (0.1, 0.0, 9.0)
     rows = slice_rows({"a": metrics, "b": {"test/ndcg@10": 0.3, "test/hit@10": 0.6}})
     assert [r["slice"] for r in rows] == ["all", "cold"]

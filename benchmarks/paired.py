@@ -76,18 +76,25 @@ def bootstrap_relative(baseline: torch.Tensor, candidate: torch.Tensor, draws: i
     return float(candidate.double().mean() / baseline.double().mean() - 1), low, high
 
 
+def mean_gains(scores: list[torch.Tensor], batches: list[dict[str, torch.Tensor]],
+               among: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """metric -> (U,) :func:`user_gains` averaged over one side's checkpoints' scores, each (U, N + 1)."""
+    gains = [user_gains(s, batches, among) for s in scores]
+    return {m: torch.stack([g[m] for g in gains]).mean(0) for m in METRICS}
+
+
 def slice_gains(sides: dict[str, list[torch.Tensor]], batches: list[dict[str, torch.Tensor]],
                 new_items: torch.Tensor | None) -> dict[str, dict[str, object]]:
-    """slice -> {"users": (U,) bool, "baseline" / "candidate": metric -> (U,) gain, the mean over the side's
-    checkpoints}; the ``cold_new`` slice ranks the cold users among the new items only."""
+    """slice -> {"users": (U,) bool, "baseline" / "candidate": :func:`mean_gains`} for ``all`` users and each
+    evaluation slice; the ``cold_new`` slice ranks the cold users among the new items only."""
     masks = {name: torch.cat([m[name] for m in (slice_masks(b, SLICES) for b in batches)])
              for name in SLICES if name in slice_masks(batches[0], SLICES)}
-    per_slice = {}
+    everyone = {side: mean_gains(scores, batches) for side, scores in sides.items()}
+    per_slice = {"all": {"users": torch.ones(sum(len(b["target"]) for b in batches), dtype=torch.bool), **everyone}}
     for name, users in masks.items():
-        among = new_items if name == COLD_NEW else None
-        per_slice[name] = {"users": users, **{
-            side: {m: torch.stack([user_gains(s, batches, among)[m] for s in scores]).mean(0) for m in METRICS}
-            for side, scores in sides.items()}}
+        gains = ({side: mean_gains(scores, batches, new_items) for side, scores in sides.items()}
+                 if name == COLD_NEW else everyone)
+        per_slice[name] = {"users": users, **gains}
     return per_slice
 
 
@@ -100,12 +107,12 @@ def relative_row(compared: str, metric: str, base: torch.Tensor, cand: torch.Ten
             "candidate": float(cand.mean()) if len(cand) else 0.0, "relative": relative, "low": low, "high": high}
 
 
-def slice_rows(sides: dict[str, list[torch.Tensor]], batches: list[dict[str, torch.Tensor]],
-               new_items: torch.Tensor | None, draws: int) -> list[dict[str, object]]:
-    """Rows of the mean of pairs per slice: each slice's users (the bootstrap draws over them alone)."""
+def slice_rows(per_slice: dict[str, dict[str, object]], draws: int) -> list[dict[str, object]]:
+    """Rows of the mean of pairs per evaluation slice of :func:`slice_gains` (the bootstrap draws over that
+    slice's users alone)."""
     return [relative_row(f"slice {name} ({int(s['users'].sum())} users)", metric, s["baseline"][metric][s["users"]],
                          s["candidate"][metric][s["users"]], draws)
-            for name, s in slice_gains(sides, batches, new_items).items() for metric in METRICS]
+            for name, s in per_slice.items() if name != "all" for metric in METRICS]
 
 
 def compare(model: UR4RecModule, batches: list[dict[str, torch.Tensor]], baseline: Sequence[str],
@@ -116,7 +123,7 @@ def compare(model: UR4RecModule, batches: list[dict[str, torch.Tensor]], baselin
     (and with ``slices`` the mean of pairs per evaluation slice; ``new_items`` (N + 1,) bool under the
     new-item protocol). ``baseline_model``: the baseline's own model when its configuration differs."""
     sides = score_sides(model, batches, baseline, candidate, baseline_model)
-    return comparison_rows(sides, batches, draws, slices, new_items)
+    return comparison_rows(sides, batches, draws, slice_gains(sides, batches, new_items) if slices else None)
 
 
 def score_sides(model: UR4RecModule, batches: list[dict[str, torch.Tensor]], baseline: Sequence[str],
@@ -132,8 +139,9 @@ def score_sides(model: UR4RecModule, batches: list[dict[str, torch.Tensor]], bas
 
 
 def comparison_rows(sides: dict[str, list[torch.Tensor]], batches: list[dict[str, torch.Tensor]], draws: int = 2000,
-                    slices: bool = False, new_items: torch.Tensor | None = None) -> list[dict[str, object]]:
-    """The rows of :func:`compare` from the sides' scores."""
+                    per_slice: dict[str, dict[str, object]] | None = None) -> list[dict[str, object]]:
+    """The rows of :func:`compare` from the sides' scores (and per evaluation slice of ``per_slice``, the
+    output of :func:`slice_gains`)."""
     gains = {side: [user_gains(s, batches) for s in scores] for side, scores in sides.items()}
     mean_of = {side: {m: torch.stack([g[m] for g in gs]).mean(0) for m in METRICS} for side, gs in gains.items()}
     ensemble = user_gains(torch.stack(sides["baseline"]).sum(0), batches)
@@ -142,22 +150,15 @@ def comparison_rows(sides: dict[str, list[torch.Tensor]], batches: list[dict[str
               ("baseline ensemble", mean_of["baseline"], ensemble)]
     rows = [relative_row(name, metric, base[metric], cand[metric], draws) for name, base, cand in pairs
             for metric in METRICS]
-    if slices:
-        rows += slice_rows(sides, batches, new_items, draws)
-    return rows
+    return rows + (slice_rows(per_slice, draws) if per_slice else [])
 
 
-def save_gains(path: str, sides: dict[str, list[torch.Tensor]], batches: list[dict[str, torch.Tensor]],
-               new_items: torch.Tensor | None, raw_user_ids) -> None:
-    """Write {"raw_user_ids": (U,), "slices": :func:`slice_gains` plus ``all``} (tensors only: loads with
-    ``weights_only``); the raw ids let a pooled bootstrap resample each user with all its rows."""
-    per_slice = slice_gains(sides, batches, new_items)
+def save_gains(path: str, per_slice: dict[str, dict[str, object]], batches: list[dict[str, torch.Tensor]],
+               raw_user_ids) -> None:
+    """Write {"raw_user_ids": (U,), "slices": :func:`slice_gains`} (tensors only: loads with ``weights_only``);
+    the raw ids let a pooled bootstrap resample each user with all its rows."""
     users = torch.cat([b["user"] for b in batches])  # (U,) row -> user index of the split
-    every = torch.ones_like(users, dtype=torch.bool)
-    gains = {side: {m: torch.stack([user_gains(s, batches)[m] for s in scores]).mean(0) for m in METRICS}
-             for side, scores in sides.items()}
-    torch.save({"raw_user_ids": torch.as_tensor(raw_user_ids)[users], "slices": {"all": {"users": every, **gains},
-                                                                                  **per_slice}}, path)
+    torch.save({"raw_user_ids": torch.as_tensor(raw_user_ids)[users], "slices": per_slice}, path)
 
 
 def format_table(rows: list[dict[str, object]]) -> str:
@@ -192,9 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     baseline_cli = configured([*cli_args, *shlex.split(args.baseline_args)]) if args.baseline_args else None
     batches = evaluation_batches(cli, args.split)
     sides = score_sides(cli.model, batches, baseline, candidate, baseline_cli.model if baseline_cli else None)
-    rows = comparison_rows(sides, batches, args.draws, args.slices, cli.datamodule.new_item_mask())
+    per_slice = slice_gains(sides, batches, cli.datamodule.new_item_mask()) if args.slices or args.save_gains else None
+    rows = comparison_rows(sides, batches, args.draws, per_slice if args.slices else None)
     if args.save_gains:
-        save_gains(args.save_gains, sides, batches, cli.datamodule.new_item_mask(), cli.datamodule.splits.raw_user_ids)
+        save_gains(args.save_gains, per_slice, batches, cli.datamodule.splits.raw_user_ids)
     print(f"{args.split} split, {len(baseline)} pair(s), {args.draws} bootstrap draws over users")
     for i, (b, c) in enumerate(zip(baseline, candidate)):
         print(f"pair {i}: {b} vs {c}")

@@ -52,7 +52,7 @@ def test_each_side_is_scored_by_its_own_model(monkeypatch):
 
 
 def test_a_slice_where_the_baseline_never_hits_has_no_relative_difference():
-    from benchmarks.paired import format_table, slice_rows
+    from benchmarks.paired import format_table, slice_gains, slice_rows
 
     batch = {"target": torch.tensor([1, 2]), "history": torch.zeros(2, 1, dtype=torch.long),
              "target_count": torch.tensor([5, 500]), "history_length": torch.tensor([3, 3])}
@@ -60,7 +60,7 @@ def test_a_slice_where_the_baseline_never_hits_has_no_relative_difference():
     never[:, 1:3] = -1.0  # both targets score below ten other items
     always = torch.zeros(2, 13)
     always[:, 1:3] = 1.0
-    rows = slice_rows({"baseline": [never], "candidate": [always]}, [batch], None, draws=20)
+    rows = slice_rows(slice_gains({"baseline": [never], "candidate": [always]}, [batch], None), draws=20)
     rare = next(r for r in rows if r["compared"].startswith("slice pop_0-9") and r["metric"] == "hit@10")
     assert (rare["baseline"], rare["candidate"]) == (0.0, 1.0) and math.isnan(rare["relative"])
     assert "| n/a | n/a |" in format_table([rare])

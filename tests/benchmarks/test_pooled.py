@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmarks.paired import save_gains, user_gains
+from benchmarks.paired import save_gains, slice_gains, user_gains
 from benchmarks.pooled import main, pooled_rows
 
 
@@ -39,7 +39,8 @@ def test_saved_gains_load_with_weights_only_and_pool_through_the_command(tmp_pat
     low, high = torch.zeros(2, 13), torch.zeros(2, 13)
     low[:, 1:3], high[:, 1:3] = -1.0, 1.0  # the targets rank 11th and 12th, or first and second
     high[1, 2] = 0.5
-    save_gains(str(tmp_path / "a.pt"), {"baseline": [low], "candidate": [high]}, [batch], None, [7, 8])
+    per_slice = slice_gains({"baseline": [low], "candidate": [high]}, [batch], None)
+    save_gains(str(tmp_path / "a.pt"), per_slice, [batch], [7, 8])
     saved = torch.load(tmp_path / "a.pt", weights_only=True)
     assert saved["raw_user_ids"].tolist() == [7, 8]
     assert torch.equal(saved["slices"]["all"]["candidate"]["hit@10"], user_gains(high, [batch])["hit@10"])

@@ -28,19 +28,16 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scripts.gpu_process import ChildOutcome, run_child  # noqa: E402
 from scripts.gpu_results import RESULTS_FILE, UR4REC_BAR_SECONDS, Results, junit_outcomes, summary_lines  # noqa: E402
 from scripts.gpu_support import (  # noqa: E402
     BUNDLE_DIRNAME, CHECK_DEADLINE_S, REPO, RUNS, TEXT_PACKAGE, BundleLayout, CarriedWheel, installed_version,
@@ -49,60 +46,9 @@ from scripts.gpu_support import (  # noqa: E402
 
 STEPS = ("features", "tests", *RUNS)
 MIN_RUN_SECONDS = 90  # a run step starts only with this much of the deadline left (else it is skipped)
-TAIL_LINES = 40
 # the most seconds each child may take (the check's deadline may leave less)
 STEP_CAPS = {"install": 180, "environment": 120, "features": 120, "tests": 300, "fit": 300, "test": 120}
 CHILD_COMMANDS = ("env", "features", "cli")  # the steps' child processes: scripts/gpu_children.py
-
-
-# ---------------------------------------------------------------------------------------------- children
-
-
-@dataclass
-class ChildOutcome:
-    returncode: int | None
-    seconds: float
-    timed_out: bool
-    tail: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0 and not self.timed_out
-
-
-def stop_group(process: subprocess.Popen) -> None:
-    """SIGTERM to the child's own process group (a fit then saves on_exception.ckpt), SIGKILL after 15 s."""
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def run_child(command: list[str], cwd: Path, env: dict, timeout: float) -> ChildOutcome:
-    """Run ``command``, echoing its output line by line and keeping its last lines; stop it after ``timeout``."""
-    start = time.perf_counter()
-    tail: deque[str] = deque(maxlen=TAIL_LINES)
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               errors="replace", bufsize=1, start_new_session=True)
-
-    def pump() -> None:
-        for line in process.stdout:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            tail.append(line.rstrip("\n"))
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    timed_out = False
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        stop_group(process)
-    reader.join(timeout=10)
-    return ChildOutcome(process.returncode, time.perf_counter() - start, timed_out, list(tail))
 
 
 # ---------------------------------------------------------------------------------------------- the check

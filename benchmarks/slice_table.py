@@ -5,7 +5,7 @@
 Reads every ``test_<slice>/ndcg@10``, ``hit@10`` and ``users`` of one test in each run's
 ``version_*/metrics.csv`` (one row per ``cli.py test``; ``--test`` picks which: the latest by default, 0 for
 the first, which is the best checkpoint's in a ``seeds --also_test`` run) and prints one row per slice, one
-column pair per run.
+column pair per run; ``--seeds`` first prints each metric's mean ± std over the runs.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Sequence
 import pandas as pd
 
 from benchmarks.common import markdown_table
+from benchmarks.seeds import summarize
 from ur4rec.run_report import load_run
 from ur4rec.slices import SLICES
 
@@ -48,8 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks slice_table", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dirs", type=Path, nargs="+", help="logs/<run_name> folders of tested runs")
     parser.add_argument("--test", type=int, default=-1, help="which test of each run: -1 the latest, 0 the first")
+    parser.add_argument("--seeds", action="store_true", help="also each metric's mean ± std over the runs (as seeds)")
     args = parser.parse_args(argv)
     runs = {d.name: metrics_of_test(load_run(d), args.test) for d in args.run_dirs}
+    if args.seeds:
+        print(summarize(list(runs.values())))
     rows = slice_rows(runs)
     columns = ["slice", "users", *(f"{run} {m}" for run in runs for m in ("ndcg@10", "hit@10"))]
     print(markdown_table(columns, rows, {"users": lambda v: "" if v != v else f"{v:.0f}"}))

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from benchmarks.slice_table import slice_rows, metrics_of_test
+from benchmarks.slice_table import main, slice_rows, metrics_of_test
 
 
 def test_rows_take_the_chosen_test_of_each_run_per_slice():
@@ -20,3 +20,12 @@ def test_rows_take_the_chosen_test_of_each_run_per_slice():
     rows = slice_rows({"a": metrics, "b": {"test/ndcg@10": 0.3, "test/hit@10": 0.6}})
     assert [r["slice"] for r in rows] == ["all", "cold"]
     assert rows[1]["users"] == 9.0 and rows[1]["a ndcg@10"] == 0.05 and math.isnan(rows[1]["b ndcg@10"])
+
+
+def test_seeds_flag_prints_the_mean_and_spread_over_the_runs(tmp_path, capsys):
+    for k, ndcg in enumerate((0.1, 0.2, 0.3)):
+        (tmp_path / f"run{k}" / "version_0").mkdir(parents=True)
+        pd.DataFrame({"epoch": [0], "test/ndcg@10": [ndcg]}).to_csv(tmp_path / f"run{k}" / "version_0" / "metrics.csv",
+                                                                    index=False)
+    assert main([str(tmp_path / f"run{k}") for k in range(3)] + ["--seeds"]) == 0
+    assert "| test/ndcg@10 | 0.2000 ± 0.1000 | 0.1000, 0.2000, 0.3000 |" in capsys.readouterr().out

@@ -76,11 +76,15 @@ def bootstrap_relative(baseline: torch.Tensor, candidate: torch.Tensor, draws: i
     return float(candidate.double().mean() / baseline.double().mean() - 1), low, high
 
 
+def average(gains: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """metric -> (U,) mean of several checkpoints' per-user gains."""
+    return {m: torch.stack([g[m] for g in gains]).mean(0) for m in METRICS}
+
+
 def mean_gains(scores: list[torch.Tensor], batches: list[dict[str, torch.Tensor]],
                among: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """metric -> (U,) :func:`user_gains` averaged over one side's checkpoints' scores, each (U, N + 1)."""
-    gains = [user_gains(s, batches, among) for s in scores]
-    return {m: torch.stack([g[m] for g in gains]).mean(0) for m in METRICS}
+    return average([user_gains(s, batches, among) for s in scores])
 
 
 def slice_gains(sides: dict[str, list[torch.Tensor]], batches: list[dict[str, torch.Tensor]],
@@ -143,7 +147,7 @@ def comparison_rows(sides: dict[str, list[torch.Tensor]], batches: list[dict[str
     """The rows of :func:`compare` from the sides' scores (and per evaluation slice of ``per_slice``, the
     output of :func:`slice_gains`)."""
     gains = {side: [user_gains(s, batches) for s in scores] for side, scores in sides.items()}
-    mean_of = {side: {m: torch.stack([g[m] for g in gs]).mean(0) for m in METRICS} for side, gs in gains.items()}
+    mean_of = {side: average(gs) for side, gs in gains.items()}
     ensemble = user_gains(torch.stack(sides["baseline"]).sum(0), batches)
     pairs = [(f"pair {i}", base, cand) for i, (base, cand) in enumerate(zip(gains["baseline"], gains["candidate"]))]
     pairs += [("mean of pairs", mean_of["baseline"], mean_of["candidate"]),

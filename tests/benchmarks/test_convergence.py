@@ -24,3 +24,11 @@ def test_best_epoch_its_time_and_the_time_to_reach_a_bar():
     assert math.isnan(convergence(metrics, reach=0.5)["seconds_to_reach"])  # never reached
     with pytest.raises(ValueError, match="time/fit_seconds"):
         convergence(metrics.drop(columns="time/fit_seconds"))
+
+
+def test_other_validation_metrics_are_read_at_the_best_epoch():
+    metrics = pd.DataFrame({"epoch": [0, 1, 2], "val/ndcg@10": [0.05, 0.09, 0.08],
+                            "val_warm/ndcg@10": [0.5, 0.7, 0.9], "time/fit_seconds": [1.0, 2.0, 3.0]})
+    result = convergence(metrics, at_best=["val_warm/ndcg@10", "val_cold/ndcg@10"])
+    assert result["val_warm/ndcg@10"] == 0.7  # epoch 1's, not the slice's own best (0.9)
+    assert math.isnan(result["val_cold/ndcg@10"])  # not logged by this run

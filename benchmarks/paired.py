@@ -17,8 +17,9 @@ checkpoints: the gain that plain ensembling of the baseline gives, without any s
 ``--baseline_args`` configures the baseline side apart (e.g. SASRec without the content term against
 UR4Rec with it); both sides must read the same data. ``--slices`` adds, for the mean of the pairs, one row
 per evaluation slice (``ur4rec.slices``: cold / warm / new items only under the new-item protocol, target
-popularity, history length) with its users, the bootstrap drawn over that slice's users; ``--save_gains`` writes those per-user gains for ``pooled``, which
-pools several data splits (the new-item folds) into one interval.
+popularity, history length) with its users, the bootstrap drawn over that slice's users; ``--save_gains``
+writes those per-user gains for ``pooled``, which pools several data splits (the new-item folds) into one
+interval.
 """
 
 from __future__ import annotations

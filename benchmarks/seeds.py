@@ -32,8 +32,8 @@ import torch
 from ur4rec.callbacks.alternating import AdaptiveAlternating
 from ur4rec.cli import main as cli_main
 
-REPORTED = ("test/hit@5", "test/ndcg@5", "test/hit@10", "test/ndcg@10", "test/hit@20", "test/ndcg@20", "test/mrr",
-            "test/hit@10_sampled", "test/ndcg@10_sampled")
+REPORTED = ("test/hit@5", "test/ndcg@5", "test/hit@10", "test/ndcg@10", "test/hit@20", "test/ndcg@20", "test/mrr@10",
+            "test/mrr", "test/hit@10_sampled", "test/ndcg@10_sampled")
 SLICE_COLUMNS = ("/ndcg@10", "/hit@10", "/users")  # of every test slice (cold, warm, popularity, history)
 
 

@@ -42,7 +42,8 @@ def test_metric_values_by_hand():
 
 def test_ranking_metrics_names():
     names = set(ranking_metrics((5, 10), "_sampled"))
-    assert names == {"hit@5_sampled", "ndcg@5_sampled", "hit@10_sampled", "ndcg@10_sampled", "mrr_sampled"}
+    assert names == {"hit@5_sampled", "ndcg@5_sampled", "mrr@5_sampled", "hit@10_sampled", "ndcg@10_sampled",
+                     "mrr@10_sampled", "mrr_sampled"}
 
 
 def test_matches_torchmetrics_retrieval_on_random_scores():
@@ -73,9 +74,12 @@ def test_matches_torchmetrics_retrieval_on_random_scores():
         ref_ndcg = RetrievalNormalizedDCG(top_k=k)(preds, labels, indexes=indexes)
         assert ours_hit.compute().item() == pytest.approx(ref_hit.item(), abs=1e-6)
         assert ours_ndcg.compute().item() == pytest.approx(ref_ndcg.item(), abs=1e-6)
-    ours_mrr = MRR()
-    ours_mrr.update(ranks)
-    assert ours_mrr.compute().item() == pytest.approx(RetrievalMRR()(preds, labels, indexes=indexes).item(), abs=1e-6)
+    for k in (None, 10):  # MRR over the whole ranking, and MRR@10 (LlamaRec's table)
+        ours_mrr = MRR(k)
+        ours_mrr.update(ranks)
+        reference = RetrievalMRR(top_k=k)(preds, labels, indexes=indexes)
+        assert ours_mrr.compute().item() == pytest.approx(reference.item(), abs=1e-6)
+    assert MRR(10).gain(torch.tensor([9, 10])).tolist() == pytest.approx([0.1, 0.0])  # rank 10 is outside the top 10
 
 
 def test_states_sum_across_processes():

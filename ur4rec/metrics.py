@@ -83,10 +83,15 @@ class NDCG(_RankMetric):
 
 
 class MRR(_RankMetric):
-    """Mean reciprocal rank over the whole ranking."""
+    """Mean reciprocal rank over the whole ranking, or with ``k`` only inside the top ``k`` (MRR@K)."""
+
+    def __init__(self, k: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.k = k
 
     def gain(self, ranks: torch.Tensor) -> torch.Tensor:
-        return 1.0 / (ranks.float() + 1)
+        reciprocal = 1.0 / (ranks.float() + 1)
+        return reciprocal if self.k is None else torch.where(ranks < self.k, reciprocal, 0.0)
 
 
 class Users(_RankMetric):
@@ -100,10 +105,12 @@ class Users(_RankMetric):
 
 
 def ranking_metrics(ks: tuple[int, ...] = (5, 10, 20), suffix: str = "") -> dict[str, _RankMetric]:
-    """``{"hit@5": HitRate(5), ..., "ndcg@20": NDCG(20), "mrr": MRR()}`` with ``suffix`` on every name."""
+    """``{"hit@5": HitRate(5), ..., "ndcg@20": NDCG(20), "mrr@20": MRR(20), "mrr": MRR()}`` with ``suffix`` on
+    every name."""
     metrics: dict[str, _RankMetric] = {}
     for k in ks:
         metrics[f"hit@{k}{suffix}"] = HitRate(k)
         metrics[f"ndcg@{k}{suffix}"] = NDCG(k)
+        metrics[f"mrr@{k}{suffix}"] = MRR(k)
     metrics[f"mrr{suffix}"] = MRR()
     return metrics

@@ -83,6 +83,7 @@ def test_a_max_epochs_that_cuts_stages_off_is_warned_about():
     ("--model.sasrec.dropout=1.0", "model.sasrec.dropout"),
     ("--data.batch_size=0", "data.batch_size"),
     ("--data.max_seq_len=0", "data.max_seq_len"),
+    ("--data.window_stride=51", "data.window_stride"),  # wider than a window: transitions never trained
     ("--model.eval_ks=[0, 10]", "model.eval_ks"),
     ("--stages.pretrain_sasrec=-1", "stages.pretrain_sasrec"),
     ("--stages.pretrain_sasrec=0", "stages.pretrain_sasrec"),  # SASRec alone: trained nothing without a word

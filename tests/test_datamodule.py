@@ -48,18 +48,25 @@ def transitions_of(dataset, epoch: int = 0) -> dict[int, list[tuple[int, int]]]:
     return seen
 
 
-@pytest.mark.parametrize("stride", [None, 3])
-def test_sliding_windows_train_every_transition_of_every_user(dm, stride):
-    """The default: no transition is thrown away (``last`` keeps only each user's latest window)."""
+@pytest.mark.parametrize("stride", [None, 3, 1])
+def test_sliding_windows_train_every_transition_of_every_user_once(dm, stride):
+    """The default: no transition is thrown away (``last`` keeps only each user's latest window). A stride
+    below ``max_seq_len`` overlaps the windows but still trains each transition once, in the window that
+    gives it the most context."""
     dm.hparams.window_stride = stride
     dataset = dm.train_dataloader().dataset
     seen = transitions_of(dataset)
+    L = dm.hparams.max_seq_len
     for user, train in enumerate(dm.splits.train):
         every = list(zip(train[:-1].tolist(), train[1:].tolist()))
-        if stride is None:  # windows of max_seq_len, max_seq_len apart: each transition exactly once
-            assert sorted(seen[user]) == sorted(every), user
-        else:  # overlapping windows: every transition at least once, nothing else
-            assert set(seen[user]) == set(every), user
+        assert sorted(seen[user]) == sorted(every), user
+    for index in range(len(dataset)):
+        sample = dataset[index]
+        train = dm.splits.train[int(sample["user"])].tolist()
+        for position in torch.nonzero(sample["target"]).flatten().tolist():
+            context = int((sample["input"][:position + 1] > 0).sum())  # items the target's state reads
+            before = train.index(int(sample["target"][position]))  # items the user had before the target
+            assert context >= min(before, L - (stride or L) + 1), (index, position)
     latest = [dataset[i] for i in range(len(dataset)) if dataset[i]["latest"]]
     assert len(latest) == len(dm.splits.train)  # one window per user ends at their latest transition
     assert all(int(s["target"][-1]) == dm.splits.train[int(s["user"])][-1] for s in latest)

@@ -53,7 +53,11 @@ class UR4RecDataModule(L.LightningDataModule):
         train_windows: which training windows an epoch holds: ``sliding`` (every transition of every user, in
             windows ``window_stride`` apart), ``random`` (one window per user, ending at a random transition)
             or ``last`` (each user's latest ``max_seq_len`` transitions only).
-        window_stride: step between sliding windows (default ``max_seq_len``: each transition once per epoch).
+        window_stride: step between sliding windows, 1..``max_seq_len`` (default ``max_seq_len``). Each
+            transition is a target once per epoch either way; a smaller stride gives each target at least
+            ``max_seq_len - window_stride`` items of context, at ``max_seq_len / window_stride`` times the
+            cost (1 trains every prefix, as RecBole does). The retriever's latest positions are trained only
+            where they are among a window's latest ``window_stride``.
         num_sampled_negatives: negatives per user for the sampled evaluation protocol.
         seed: shuffling seed (with the epoch); the CLI links it to ``seed_everything``.
         sampled_negatives_seed: seed of the sampled-protocol negatives, kept fixed across runs and seeds.
@@ -115,7 +119,8 @@ class UR4RecDataModule(L.LightningDataModule):
         check(num_sampled_negatives > 0, "data.num_sampled_negatives", f"must be > 0, got {num_sampled_negatives}")
         check(retriever_positions >= 0, "data.retriever_positions", f"must be >= 0, got {retriever_positions}")
         check(train_windows in TRAIN_WINDOWS, "data.train_windows", f"must be one of {TRAIN_WINDOWS}, got {train_windows!r}")
-        check(window_stride is None or window_stride > 0, "data.window_stride", f"must be > 0, got {window_stride}")
+        check(window_stride is None or 0 < window_stride <= max_seq_len, "data.window_stride",
+              f"must be in 1..data.max_seq_len ({max_seq_len}), got {window_stride}")
         check(num_workers >= 0, "data.num_workers", f"must be >= 0 (0 loads in the main process), got {num_workers}")
         self.save_hyperparameters()
         self.raw: RawDataset | None = None

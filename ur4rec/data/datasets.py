@@ -40,8 +40,8 @@ TRAIN_WINDOWS = ("last", "sliding", "random")
 
 def window_ends(lengths: np.ndarray, max_seq_len: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
     """(user, end) of every sliding window: a user with ``n`` items has ``n - 1`` transitions, and windows end
-    at transition ``n - 1``, ``n - 1 - stride``, ... while any transition is left (``stride = max_seq_len``:
-    every transition is a target exactly once). Vectorized: no per-user Python."""
+    at transition ``n - 1``, ``n - 1 - stride``, ... while any transition is left, so each window's latest
+    ``stride`` transitions are new and the earliest window starts at the first. Vectorized: no per-user Python."""
     transitions = np.maximum(lengths - 1, 0)
     counts = -(-transitions // stride)  # (U,) windows per user (0 for a user with one item)
     users = np.repeat(np.arange(len(lengths)), counts)
@@ -55,7 +55,9 @@ class TrainSequenceDataset(Dataset):
     both left-padded with 0.
 
     ``windows``: ``last`` (one sample per user, their latest ``max_seq_len`` transitions), ``sliding`` (every
-    transition of every user per epoch, in windows ``stride`` apart, latest first) or ``random`` (one sample
+    transition of every user exactly once per epoch: windows end ``stride`` apart, latest first, and a window
+    trains only its latest ``stride`` targets, so each target has at least ``max_seq_len - stride`` items of
+    context where the history has them; ``stride`` 1 trains every prefix) or ``random`` (one sample
     per user per epoch, ending at a transition drawn uniformly from ``seed`` and the epoch: every prefix
     is equally likely, as when training on all prefixes). ``latest`` marks the windows that end at the
     user's latest transition (the retriever trains on those only: its user texts leave those items out).
@@ -73,8 +75,9 @@ class TrainSequenceDataset(Dataset):
         self.num_items, self.max_seq_len, self.num_negatives = num_items, max_seq_len, num_negatives
         self.positives = [torch.as_tensor(s, dtype=torch.long) for s in train]
         self.transitions = np.array([max(len(s) - 1, 0) for s in train])  # (U,)
+        self.stride = min(stride or max_seq_len, max_seq_len) if windows == "sliding" else max_seq_len
         if windows == "sliding":
-            self.users, self.ends = window_ends(self.transitions + 1, max_seq_len, stride or max_seq_len)
+            self.users, self.ends = window_ends(self.transitions + 1, max_seq_len, self.stride)
         else:
             self.users, self.ends = np.arange(len(train)), self.transitions
 
@@ -84,7 +87,7 @@ class TrainSequenceDataset(Dataset):
     @property
     def target_positions(self) -> int:
         """Target positions of one epoch (``random``: those of the latest windows, the most it can be)."""
-        return int(np.minimum(self.ends, self.max_seq_len).sum())
+        return int(np.minimum(self.ends, self.stride).sum())
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """``index`` is ``epoch * len(self) + window`` (:class:`EpochShuffleSampler` with ``tag_epoch``), so the
@@ -98,6 +101,7 @@ class TrainSequenceDataset(Dataset):
         sample = {"user": torch.tensor(user), "input": left_pad(sequence[start:end], self.max_seq_len),
                   "target": left_pad(sequence[start + 1:end + 1], self.max_seq_len),
                   "latest": torch.tensor(end == self.transitions[user])}
+        sample["target"][:self.max_seq_len - self.stride] = 0  # an earlier target: a later window trains it
         if self.user_text is not None:
             sample["user_text"] = self.user_text[user]
         if self.num_negatives:

@@ -54,8 +54,8 @@ class UR4RecDataModule(L.LightningDataModule):
             windows ``window_stride`` apart), ``random`` (one window per user, ending at a random transition)
             or ``last`` (each user's latest ``max_seq_len`` transitions only).
         window_stride: step between sliding windows, 1..``max_seq_len`` (default ``max_seq_len``). Each
-            transition is a target once per epoch either way; a smaller stride gives each target at least
-            ``max_seq_len - window_stride`` items of context, at ``max_seq_len / window_stride`` times the
+            transition is a target once per epoch either way; a smaller stride lets each target read at least
+            ``max_seq_len - window_stride + 1`` items, at ``max_seq_len / window_stride`` times the
             cost (1 trains every prefix, as RecBole does). The retriever's latest positions are trained only
             where they are among a window's latest ``window_stride``.
         num_sampled_negatives: negatives per user for the sampled evaluation protocol.

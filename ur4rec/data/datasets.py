@@ -56,8 +56,8 @@ class TrainSequenceDataset(Dataset):
 
     ``windows``: ``last`` (one sample per user, their latest ``max_seq_len`` transitions), ``sliding`` (every
     transition of every user exactly once per epoch: windows end ``stride`` apart, latest first, and a window
-    trains only its latest ``stride`` targets, so each target has at least ``max_seq_len - stride`` items of
-    context where the history has them; ``stride`` 1 trains every prefix) or ``random`` (one sample
+    trains only its latest ``stride`` targets, so each target reads at least ``max_seq_len - stride + 1``
+    items where the history has them; ``stride`` 1 trains every prefix) or ``random`` (one sample
     per user per epoch, ending at a transition drawn uniformly from ``seed`` and the epoch: every prefix
     is equally likely, as when training on all prefixes). ``latest`` marks the windows that end at the
     user's latest transition (the retriever trains on those only: its user texts leave those items out).

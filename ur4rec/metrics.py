@@ -36,14 +36,16 @@ def sampled_ranks(scores: torch.Tensor, candidates: torch.Tensor) -> torch.Tenso
 
 
 class _RankMetric(Metric):
-    """Mean of a per-user gain computed from the target's 0-based rank; subclasses define ``gain``."""
+    """Mean of a per-user gain computed from the target's 0-based rank; subclasses define ``gain``, and
+    those with a cut-off read it from ``k``."""
 
     full_state_update = False
     higher_is_better = True
     is_differentiable = False
 
-    def __init__(self, **kwargs):
+    def __init__(self, k: int | None = None, **kwargs):
         super().__init__(**kwargs)
+        self.k = k  # the cut-off of the metrics that have one
         self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
@@ -63,10 +65,6 @@ class _RankMetric(Metric):
 class HitRate(_RankMetric):
     """Share of users whose target ranks in the top ``k``."""
 
-    def __init__(self, k: int, **kwargs):
-        super().__init__(**kwargs)
-        self.k = k
-
     def gain(self, ranks: torch.Tensor) -> torch.Tensor:
         return (ranks < self.k).float()
 
@@ -74,20 +72,12 @@ class HitRate(_RankMetric):
 class NDCG(_RankMetric):
     """Normalized DCG at ``k`` with one relevant item: 1 / log2(rank + 2) inside the top ``k``."""
 
-    def __init__(self, k: int, **kwargs):
-        super().__init__(**kwargs)
-        self.k = k
-
     def gain(self, ranks: torch.Tensor) -> torch.Tensor:
         return torch.where(ranks < self.k, math.log(2) / torch.log(ranks.float() + 2), 0.0)
 
 
 class MRR(_RankMetric):
     """Mean reciprocal rank over the whole ranking, or with ``k`` only inside the top ``k`` (MRR@K)."""
-
-    def __init__(self, k: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.k = k
 
     def gain(self, ranks: torch.Tensor) -> torch.Tensor:
         reciprocal = 1.0 / (ranks.float() + 1)

@@ -74,6 +74,7 @@ def config_cases() -> list[Case]:
         ("model.sasrec.hidden_size", "0"), ("model.sasrec.hidden_size", "abc"), ("model.sasrec.num_blocks", "0"),
         ("model.sasrec.num_heads", "0"), ("model.sasrec.num_heads", "3"), ("model.sasrec.dropout", "1.0"),
         ("model.sasrec.dropout", "nan"), ("model.sasrec.loss", "mse"), ("model.sasrec.id_dropout", "0.5"),
+        ("model.sasrec.feedforward_size", "0"), ("model.sasrec.norm", "middle"),
         ("model.loss_weights.fused", "-1"), ("model.loss_weights.sasrec", "-0.5"),
         ("model.loss_weights.retriever", "-1"), ("model.loss_weights.balance", "-1"),
         ("model.loss_weights.contrastive", "-1"), ("model.loss_weights.distill", "-1"),

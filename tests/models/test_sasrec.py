@@ -5,14 +5,18 @@ import torch
 import torch.nn.functional as F
 
 from ur4rec.data.datasets import sample_negatives
+from ur4rec.errors import ConfigError
+from ur4rec.models.configs import SASRecConfig
 from ur4rec.models.losses import next_item_loss
 from ur4rec.models.sasrec import SASRec
+from ur4rec.models.ur4rec import UR4Rec
 
 
-@pytest.fixture
-def model():
+@pytest.fixture(params=["pre", "post"])
+def model(request):
     torch.manual_seed(0)
-    return SASRec(num_items=30, hidden_size=16, num_blocks=2, num_heads=2, dropout=0.3, max_seq_len=8).eval()
+    return SASRec(num_items=30, hidden_size=16, num_blocks=2, num_heads=2, dropout=0.3, max_seq_len=8,
+                  norm=request.param).eval()
 
 
 def test_user_state_is_the_same_for_left_and_right_padding(model):
@@ -93,9 +97,6 @@ def test_sample_negatives_is_uniform_over_the_complement():
 
 @pytest.mark.slow
 def test_compiled_sasrec_matches_eager_outputs_and_gradients():
-    from ur4rec.models.configs import SASRecConfig
-    from ur4rec.models.ur4rec import UR4Rec
-
     torch.manual_seed(0)
     eager = UR4Rec(30, 12, sasrec=SASRecConfig(hidden_size=16, dropout=0.0))
     compiled = UR4Rec(30, 12, sasrec=SASRecConfig(hidden_size=16, dropout=0.0, compile="inductor"))
@@ -119,3 +120,41 @@ def test_scores_stay_float32_and_distinct_under_bf16_autocast(model):
         scores = model.score_all(states)
     assert scores.dtype == torch.float32  # bf16 would leave a few hundred distinct values over a catalog
     torch.testing.assert_close(scores, exact)
+
+
+def test_feedforward_size_sets_the_inner_width_and_defaults_to_hidden_size():
+    wide = SASRec(num_items=30, hidden_size=16, num_blocks=2, num_heads=2, max_seq_len=8, feedforward_size=64)
+    default = SASRec(num_items=30, hidden_size=16, num_blocks=2, num_heads=2, max_seq_len=8)
+    assert [tuple(block.ffn[0].weight.shape) for block in wide.blocks] == [(64, 16)] * 2
+    assert [tuple(block.ffn[3].weight.shape) for block in wide.blocks] == [(16, 64)] * 2
+    assert tuple(default.blocks[0].ffn[0].weight.shape) == (16, 16)
+    assert wide.eval()(torch.tensor([[0, 3, 4, 5]])).shape == (1, 4, 16)
+
+
+@pytest.mark.parametrize("config, key", [
+    (SASRecConfig(hidden_size=16, feedforward_size=0), "model.sasrec.feedforward_size"),
+    (SASRecConfig(hidden_size=16, norm="middle"), "model.sasrec.norm"),
+])
+def test_bad_architecture_settings_name_their_key(config, key):
+    with pytest.raises(ConfigError, match=key):
+        UR4Rec(30, 12, sasrec=config)
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_norm_layouts_match_their_reference(norm):
+    """pre: x + f(LN(x)), sqrt(D)-scaled embeddings, a final LN; post (RecBole): LN(x + f(x)), LN on the embeddings."""
+    torch.manual_seed(0)
+    model = SASRec(num_items=30, hidden_size=16, num_blocks=1, num_heads=2, dropout=0.0, max_seq_len=8, norm=norm).eval()
+    items = torch.tensor([[3, 4, 5]])
+    block = model.blocks[0]
+    allowed = torch.ones(3, 3, dtype=torch.bool).tril()[None, None]
+    embedded, positions = model.item_embedding(items), model.position_embedding(torch.arange(3))[None]
+    if norm == "pre":
+        x = embedded * 4.0 + positions  # sqrt(16)
+        x = x + block.attend(block.attn_norm(x), allowed)
+        expected = model.final_norm(x + block.ffn(block.ffn_norm(x)))
+    else:
+        x = model.input_norm(embedded + positions)
+        x = block.attn_norm(x + block.attend(x, allowed))
+        expected = block.ffn_norm(x + block.ffn(x))
+    torch.testing.assert_close(model(items), expected)

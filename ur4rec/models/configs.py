@@ -21,7 +21,9 @@ class SASRecConfig:
     ``content``: an item is its ID embedding plus a projection of its description vector, and an item no
     training sequence holds (a new one) a learned unknown-item vector plus that projection; ``id_dropout``:
     the fraction of items given the unknown vector at each training step, so the projection learns to rank
-    on its own.
+    on its own. ``feedforward_size``: the inner width of each block's feed-forward layer (None: hidden_size;
+    RecBole's SASRec uses 4x, 256). ``norm``: ``pre`` (LayerNorm before each sublayer) or ``post`` (RecBole's
+    layout: after each residual sum, and on the embedding sum in place of the sqrt(D) scale).
     """
 
     hidden_size: int = 64
@@ -32,12 +34,17 @@ class SASRecConfig:
     compile: str | None = None
     content: bool = False
     id_dropout: float = 0.0
+    feedforward_size: int | None = None
+    norm: str = "pre"
 
     def validate(self) -> None:
         check(self.hidden_size > 0, "model.sasrec.hidden_size", f"must be > 0, got {self.hidden_size}")
         check(self.num_blocks > 0, "model.sasrec.num_blocks", f"must be > 0, got {self.num_blocks}")
         check(self.num_heads > 0 and self.hidden_size % self.num_heads == 0, "model.sasrec.num_heads",
               f"must be > 0 and divide hidden_size {self.hidden_size}, got {self.num_heads}")
+        check(self.feedforward_size is None or self.feedforward_size > 0, "model.sasrec.feedforward_size",
+              f"must be > 0 (or null for hidden_size), got {self.feedforward_size}")
+        check(self.norm in ("pre", "post"), "model.sasrec.norm", f"must be 'pre' or 'post', got {self.norm!r}")
         check(0 <= self.dropout < 1, "model.sasrec.dropout", f"must be in [0, 1), got {self.dropout}")
         check(self.loss in LOSSES, "model.sasrec.loss", f"must be one of {LOSSES}, got {self.loss!r}")
         check(0 <= self.id_dropout < 1 and (self.content or self.id_dropout == 0), "model.sasrec.id_dropout",

@@ -12,33 +12,43 @@ from ur4rec.models.precision import full_precision
 
 
 class SelfAttentionBlock(nn.Module):
-    """Pre-norm multi-head self-attention + point-wise feed-forward, both residual."""
+    """Multi-head self-attention + point-wise feed-forward (D -> feedforward_size -> D), both residual, with
+    LayerNorm before each (``norm_first``, pre-norm) or after each residual sum (post-norm, as RecBole)."""
 
-    def __init__(self, hidden_size: int, num_heads: int, dropout: float):
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float, feedforward_size: int, norm_first: bool = True):
         super().__init__()
         if hidden_size % num_heads:
             raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
         self.dropout = dropout
+        self.norm_first = norm_first
         self.attn_norm = nn.LayerNorm(hidden_size)
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
         self.out = nn.Linear(hidden_size, hidden_size)
         self.ffn_norm = nn.LayerNorm(hidden_size)
         self.ffn = nn.Sequential(
-            nn.Linear(hidden_size, hidden_size), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden_size, hidden_size)
+            nn.Linear(hidden_size, feedforward_size), nn.GELU(), nn.Dropout(dropout),
+            nn.Linear(feedforward_size, hidden_size),
         )
         self.residual_dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
-        """x: (B, L, D); allowed: (B, 1, L, L) bool, True where a query may attend to a key."""
+    def attend(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, D); allowed: (B, 1, L, L) bool, True where a query may attend to a key -> (B, L, D)."""
         B, L, D = x.shape
-        q, k, v = self.qkv(self.attn_norm(x)).view(B, L, 3, self.num_heads, D // self.num_heads).unbind(2)
+        q, k, v = self.qkv(x).view(B, L, 3, self.num_heads, D // self.num_heads).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, D/H)
         attended = F.scaled_dot_product_attention(
             q, k, v, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0
         )  # (B, H, L, D/H)
-        x = x + self.residual_dropout(self.out(attended.transpose(1, 2).reshape(B, L, D)))
-        return x + self.residual_dropout(self.ffn(self.ffn_norm(x)))
+        return self.out(attended.transpose(1, 2).reshape(B, L, D))
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """x: (B, L, D); allowed: (B, 1, L, L) bool -> (B, L, D)."""
+        if self.norm_first:
+            x = x + self.residual_dropout(self.attend(self.attn_norm(x), allowed))
+            return x + self.residual_dropout(self.ffn(self.ffn_norm(x)))
+        x = self.attn_norm(x + self.residual_dropout(self.attend(x, allowed)))
+        return self.ffn_norm(x + self.residual_dropout(self.ffn(x)))
 
 
 class SASRec(nn.Module):
@@ -53,10 +63,14 @@ class SASRec(nn.Module):
     embedding, so an untrained embedding never decides its rank. ``id_dropout`` gives that fraction of
     items the unknown vector at each training call, so the content term learns to rank an item on its
     own and the unknown vector learns how much probability such an item deserves.
+
+    ``norm="pre"`` scales item embeddings by sqrt(D), normalizes before each sublayer and once at the end;
+    ``"post"`` is RecBole's layout: the embedding sum is normalized, and each residual sum after it.
     """
 
     def __init__(self, num_items: int, hidden_size: int = 64, num_blocks: int = 2, num_heads: int = 2,
-                 dropout: float = 0.2, max_seq_len: int = 50, content_dim: int = 0, id_dropout: float = 0.0):
+                 dropout: float = 0.2, max_seq_len: int = 50, content_dim: int = 0, id_dropout: float = 0.0,
+                 feedforward_size: int | None = None, norm: str = "pre"):
         super().__init__()
         self.num_items = num_items
         self.hidden_size = hidden_size
@@ -68,9 +82,16 @@ class SASRec(nn.Module):
         self.register_buffer("item_content", torch.zeros(num_items + 1, content_dim), persistent=False)
         self.register_buffer("item_known", torch.ones(num_items + 1, dtype=torch.bool), persistent=False)
         self.position_embedding = nn.Embedding(max_seq_len, hidden_size)
+        if norm not in ("pre", "post"):
+            raise ValueError(f"norm must be 'pre' or 'post', got {norm!r}")
+        self.embedding_scale = math.sqrt(hidden_size) if norm == "pre" else 1.0
+        self.input_norm = nn.LayerNorm(hidden_size) if norm == "post" else nn.Identity()
         self.embedding_dropout = nn.Dropout(dropout)
-        self.blocks = nn.ModuleList(SelfAttentionBlock(hidden_size, num_heads, dropout) for _ in range(num_blocks))
-        self.final_norm = nn.LayerNorm(hidden_size)
+        self.blocks = nn.ModuleList(
+            SelfAttentionBlock(hidden_size, num_heads, dropout, feedforward_size or hidden_size, norm == "pre")
+            for _ in range(num_blocks)
+        )
+        self.final_norm = nn.LayerNorm(hidden_size) if norm == "pre" else nn.Identity()
         self.apply(self._init_weights)
 
     @staticmethod
@@ -104,7 +125,7 @@ class SASRec(nn.Module):
         real = items > 0  # (B, L)
         positions = (real.cumsum(1) - 1).clamp(min=0)  # (B, L) index among real items
         items_in = F.embedding(items, self.item_table(), padding_idx=0)  # (B, L, D)
-        x = items_in * math.sqrt(self.hidden_size) + self.position_embedding(positions)
+        x = self.input_norm(items_in * self.embedding_scale + self.position_embedding(positions))
         x = self.embedding_dropout(x) * real[..., None]
         L = items.shape[1]
         causal = torch.ones(L, L, dtype=torch.bool, device=items.device).tril()  # (L, L)

@@ -55,7 +55,8 @@ class UR4Rec(nn.Module):
         check(not sasrec.content or text_dim > 0, "model.sasrec.content",
               "needs the item text vectors (data.features, linked by the CLI); got text_dim=0")
         self.sasrec = SASRec(num_items, sasrec.hidden_size, sasrec.num_blocks, sasrec.num_heads, sasrec.dropout,
-                             max_seq_len, text_dim if sasrec.content else 0, sasrec.id_dropout)
+                             max_seq_len, text_dim if sasrec.content else 0, sasrec.id_dropout,
+                             sasrec.feedforward_size, sasrec.norm)
         if sasrec.compile:
             self.sasrec.compile(backend=sasrec.compile)
         self.retriever: MoERetriever | None = None

@@ -73,7 +73,6 @@ class SASRec(nn.Module):
                  feedforward_size: int | None = None, norm: str = "pre"):
         super().__init__()
         self.num_items = num_items
-        self.hidden_size = hidden_size
         self.id_dropout = id_dropout
         self.item_embedding = nn.Embedding(num_items + 1, hidden_size, padding_idx=0)
         self.content_projection = nn.Linear(content_dim, hidden_size, bias=False) if content_dim else None

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from ur4rec.errors import check
 from ur4rec.models.losses import LOSSES
 from ur4rec.models.retriever import EXPERTS
+from ur4rec.models.sasrec import NORMS
 
 
 @dataclass
@@ -44,7 +45,7 @@ class SASRecConfig:
               f"must be > 0 and divide hidden_size {self.hidden_size}, got {self.num_heads}")
         check(self.feedforward_size is None or self.feedforward_size > 0, "model.sasrec.feedforward_size",
               f"must be > 0 (or null for hidden_size), got {self.feedforward_size}")
-        check(self.norm in ("pre", "post"), "model.sasrec.norm", f"must be 'pre' or 'post', got {self.norm!r}")
+        check(self.norm in NORMS, "model.sasrec.norm", f"must be one of {NORMS}, got {self.norm!r}")
         check(0 <= self.dropout < 1, "model.sasrec.dropout", f"must be in [0, 1), got {self.dropout}")
         check(self.loss in LOSSES, "model.sasrec.loss", f"must be one of {LOSSES}, got {self.loss!r}")
         check(0 <= self.id_dropout < 1 and (self.content or self.id_dropout == 0), "model.sasrec.id_dropout",

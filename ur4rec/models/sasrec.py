@@ -10,6 +10,8 @@ from torch import nn
 
 from ur4rec.models.precision import full_precision
 
+NORMS = ("pre", "post")  # LayerNorm before each sublayer, or after each residual sum (RecBole)
+
 
 class SelfAttentionBlock(nn.Module):
     """Multi-head self-attention + point-wise feed-forward (D -> feedforward_size -> D), both residual, with
@@ -81,8 +83,8 @@ class SASRec(nn.Module):
         self.register_buffer("item_content", torch.zeros(num_items + 1, content_dim), persistent=False)
         self.register_buffer("item_known", torch.ones(num_items + 1, dtype=torch.bool), persistent=False)
         self.position_embedding = nn.Embedding(max_seq_len, hidden_size)
-        if norm not in ("pre", "post"):
-            raise ValueError(f"norm must be 'pre' or 'post', got {norm!r}")
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.embedding_scale = math.sqrt(hidden_size) if norm == "pre" else 1.0
         self.input_norm = nn.LayerNorm(hidden_size) if norm == "post" else nn.Identity()
         self.embedding_dropout = nn.Dropout(dropout)

@@ -1,6 +1,7 @@
 """Benchmark: data preparation, training throughput, seconds per epoch, full-ranking evaluation, memory.
 
     python -m benchmarks bench --data_dir ../shared/data/ml-100k [--epochs 5] [--batch_size 128] [--loss ce]
+                               [--window_stride 10]
 
 Training runs through a real ``Trainer`` (the same code path as ``cli.py fit``), without validation;
 the first epoch is a warm-up and excluded from the per-epoch figure.
@@ -55,12 +56,12 @@ def time_full_ranking(model: UR4RecModule, datamodule: UR4RecDataModule, device:
 
 def run_benchmark(data_dir: str, epochs: int = 5, batch_size: int = 128, min_rating: float = 4,
                   min_user_interactions: int = 5, accelerator: str = "cpu", loss: str = "ce",
-                  eval_batch_size: int = 1024) -> dict[str, float]:
+                  eval_batch_size: int = 1024, window_stride: int | None = None) -> dict[str, float]:
     """Prepare the data, train ``epochs`` epochs of SASRec with ``loss``, time a full-ranking test pass."""
     start = time.perf_counter()
     datamodule = UR4RecDataModule(data_dir, min_rating=min_rating, min_user_interactions=min_user_interactions,
                                   batch_size=batch_size, eval_batch_size=eval_batch_size,
-                                  train_negatives=negatives_for_loss(loss))
+                                  train_negatives=negatives_for_loss(loss), window_stride=window_stride)
     splits = datamodule.load()
     results: dict[str, float] = {"prepare_s": time.perf_counter() - start, "users": splits.num_users,
                                  "items": splits.num_items, "interactions": splits.num_interactions}
@@ -91,9 +92,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--min_user_interactions", type=int, default=5)
     parser.add_argument("--accelerator", default="cpu")
     parser.add_argument("--loss", default="ce", choices=("ce", "bce", "bpr"))
+    parser.add_argument("--window_stride", type=int, default=None, help="sliding-window stride (default max_seq_len)")
     args = parser.parse_args(argv)
     results = run_benchmark(args.data_dir, args.epochs, args.batch_size, args.min_rating, args.min_user_interactions,
-                            args.accelerator, args.loss)
+                            args.accelerator, args.loss, window_stride=args.window_stride)
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
     print(f"data: {args.data_dir}: {results['users']} users, {results['items']} items, "
           f"{results['interactions']} interactions")

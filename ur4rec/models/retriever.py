@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ur4rec.models.dropout import Dropout
 from ur4rec.models.precision import full_precision
 
 EXPERTS = ("preference", "description", "image")
@@ -16,7 +17,7 @@ EXPERTS = ("preference", "description", "image")
 
 def projection(in_dim: int, out_dim: int, dropout: float) -> nn.Module:
     """Two-layer MLP mapping a frozen feature (text or image vector) into the retriever space."""
-    return nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(out_dim, out_dim))
+    return nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), Dropout(dropout), nn.Linear(out_dim, out_dim))
 
 
 @dataclass

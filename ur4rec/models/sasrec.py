@@ -8,9 +8,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ur4rec.models.dropout import Dropout, dropout
 from ur4rec.models.precision import full_precision
 
 NORMS = ("pre", "post")  # LayerNorm before each sublayer, or after each residual sum (RecBole)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor, p: float,
+              training: bool) -> torch.Tensor:
+    """Scaled dot-product attention with dropout ``p`` on the weights: q, k, v (B, H, L, Dh); allowed (B, 1, L, L)
+    bool, True where a query may attend to a key -> (B, H, L, Dh).
+
+    Training on a CPU, the weights are computed here and dropped with :func:`dropout`'s cheap masks (the
+    fused kernel would draw them with ``bernoulli_``, the slowest part of a step); elsewhere the fused kernel."""
+    if not (training and p > 0 and q.device.type == "cpu"):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p if training else 0.0)
+    weights = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~allowed, float("-inf")).softmax(-1)
+    return dropout(weights, p, True) @ v
 
 
 class SelfAttentionBlock(nn.Module):
@@ -29,19 +43,17 @@ class SelfAttentionBlock(nn.Module):
         self.out = nn.Linear(hidden_size, hidden_size)
         self.ffn_norm = nn.LayerNorm(hidden_size)
         self.ffn = nn.Sequential(
-            nn.Linear(hidden_size, feedforward_size), nn.GELU(), nn.Dropout(dropout),
+            nn.Linear(hidden_size, feedforward_size), nn.GELU(), Dropout(dropout),
             nn.Linear(feedforward_size, hidden_size),
         )
-        self.residual_dropout = nn.Dropout(dropout)
+        self.residual_dropout = Dropout(dropout)
 
     def attend(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
         """x: (B, L, D); allowed: (B, 1, L, L) bool, True where a query may attend to a key -> (B, L, D)."""
         B, L, D = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.num_heads, D // self.num_heads).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, D/H)
-        attended = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, H, L, D/H)
+        attended = attention(q, k, v, allowed, self.dropout, self.training)  # (B, H, L, D/H)
         return self.out(attended.transpose(1, 2).reshape(B, L, D))
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
@@ -87,7 +99,7 @@ class SASRec(nn.Module):
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         self.embedding_scale = math.sqrt(hidden_size) if norm == "pre" else 1.0
         self.input_norm = nn.LayerNorm(hidden_size) if norm == "post" else nn.Identity()
-        self.embedding_dropout = nn.Dropout(dropout)
+        self.embedding_dropout = Dropout(dropout)
         self.blocks = nn.ModuleList(
             SelfAttentionBlock(hidden_size, num_heads, dropout, feedforward_size or hidden_size, norm == "pre")
             for _ in range(num_blocks)

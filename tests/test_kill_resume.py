@@ -20,9 +20,10 @@ from ur4rec.cli import main
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
-EPOCHS = 5  # 40 users / batch 8 = 5 batches per epoch
+EPOCHS = 5  # 40 users / batch 8 = 5 batches per epoch: one window per user (histories are shorter than 50)
 COMMON = [
-    "--config", str(REPO / "configs/sasrec.yaml"), "--data.data_dir=data", "--trainer.accelerator=cpu",
+    "--config", str(REPO / "configs/sasrec.yaml"), "--data.data_dir=data", "--data.window_stride=50",
+    "--trainer.accelerator=cpu",
     "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false", "--model.sasrec.hidden_size=16",
     "--model.sasrec.dropout=0.3", "--data.batch_size=8",
 ]

@@ -3,9 +3,11 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ur4rec.models.dropout import LEVELS, Dropout, dropout, keep_mask
-from ur4rec.models.sasrec import attention
+from ur4rec.models.retriever import projection
+from ur4rec.models.sasrec import SASRec, attention
 
 
 @pytest.mark.parametrize("p", [0.1, 0.2, 0.5])
@@ -80,3 +82,9 @@ def test_attention_drops_weights_with_the_cheap_masks():
     weights = (q @ k.transpose(-2, -1) / 2).masked_fill(~allowed, float("-inf")).softmax(-1)
     expected = (weights * keep_mask(weights.shape, 0.3, weights.dtype, weights.device)) @ v
     assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_the_models_draw_every_mask_with_the_cheap_dropout():
+    modules = [*SASRec(num_items=20, dropout=0.3).modules(), *projection(8, 4, dropout=0.3).modules()]
+    dropouts = [m for m in modules if isinstance(m, nn.Dropout)]
+    assert len(dropouts) == 1 + 2 * 2 + 1 and all(type(m) is Dropout for m in dropouts)

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data_dir", required=True, help="a MovieLens CSV folder (ratings.csv, movies.csv)")
     args = parser.parse_args(argv)
     counts = compare(args.data_dir)
-    print(markdown_table(["count", "value"], [{"count": k, "value": v} for k, v in counts.items()], {}))
+    print(markdown_table(["count", "value"], [{"count": k, "value": v} for k, v in counts.items()]))
 
 
 if __name__ == "__main__":

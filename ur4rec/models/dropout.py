@@ -29,11 +29,16 @@ def keep_mask(shape: torch.Size, p: float, dtype: torch.dtype, device: torch.dev
     return keep.to(dtype) * (LEVELS / (LEVELS - dropped_levels))
 
 
+def draws_cheap_masks(x: torch.Tensor) -> bool:
+    """Whether dropout on ``x`` uses :func:`keep_mask` (on a CPU) rather than the fused kernels."""
+    return x.device.type == "cpu"
+
+
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     """``F.dropout(x, p, training)``, with the mask from :func:`keep_mask` on a CPU."""
     if not training or p == 0:
         return x
-    if x.device.type != "cpu":
+    if not draws_cheap_masks(x):
         return F.dropout(x, p, True)
     return x * keep_mask(x.shape, p, x.dtype, x.device)
 

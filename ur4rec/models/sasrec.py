@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ur4rec.models.dropout import Dropout, dropout
+from ur4rec.models.dropout import Dropout, draws_cheap_masks, dropout
 from ur4rec.models.precision import full_precision
 
 NORMS = ("pre", "post")  # LayerNorm before each sublayer, or after each residual sum (RecBole)
@@ -21,7 +21,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.
 
     Training on a CPU, the weights are computed here and dropped with :func:`dropout`'s cheap masks (the
     fused kernel would draw them with ``bernoulli_``, the slowest part of a step); elsewhere the fused kernel."""
-    if not (training and p > 0 and q.device.type == "cpu"):
+    if not (training and p > 0 and draws_cheap_masks(q)):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=p if training else 0.0)
     weights = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(~allowed, float("-inf")).softmax(-1)
     return dropout(weights, p, True) @ v

@@ -22,6 +22,7 @@ COMMANDS = {
     "fusion_sweep": ("benchmarks.fusion_sweep", "validation metrics of a checkpoint per fusion weight"),
     "new_item_offset": ("benchmarks.new_item_offset", "validation cost and gain of ranking new items higher"),
     "llamarec_split": ("benchmarks.llamarec_split", "a MovieLens CSV split against LlamaRec's own preprocessing"),
+    "llamarec_lrurec": ("benchmarks.llamarec_lrurec", "LlamaRec's LRURec trained and tested by LlamaRec's code"),
     "bad_input_corpus": ("benchmarks.bad_input_corpus", "every bad input run through cli.py, classified and counted"),
 }
 

@@ -50,16 +50,22 @@ def log_scores(model: UR4RecModule, batches: list[dict[str, torch.Tensor]]) -> t
     return torch.cat(rows)
 
 
-def user_gains(scores: torch.Tensor, batches: list[dict[str, torch.Tensor]],
-               among: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """metric -> (U,) per-user gain of ``scores`` (U, N + 1) against the batches' targets and histories,
-    ranked among all items or the items ``among`` (N + 1,) bool marks."""
+def user_ranks(scores: torch.Tensor, batches: list[dict[str, torch.Tensor]],
+               among: torch.Tensor | None = None) -> torch.Tensor:
+    """(U,) 0-based rank of each user's target under ``scores`` (U, N + 1), the batches' histories masked,
+    among all items or the items ``among`` (N + 1,) bool marks."""
     ranks, start = [], 0
     for batch in batches:
         end = start + batch["target"].shape[0]
         ranks.append(full_ranking_ranks(scores[start:end], batch["target"], batch["history"], among))
         start = end
-    ranks = torch.cat(ranks)  # (U,)
+    return torch.cat(ranks)
+
+
+def user_gains(scores: torch.Tensor, batches: list[dict[str, torch.Tensor]],
+               among: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """metric -> (U,) per-user gain of :func:`user_ranks`."""
+    ranks = user_ranks(scores, batches, among)
     return {name: metric.gain(ranks) for name, metric in METRICS.items()}
 
 

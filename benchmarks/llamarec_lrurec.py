@@ -1,0 +1,124 @@
+"""LlamaRec's own LRURec retriever, trained and tested by LlamaRec's code on the ml-latest-small files.
+
+    git clone https://github.com/Yueeeeeeee/LlamaRec /tmp/LlamaRec    (commit 48b288b)
+    python -m benchmarks llamarec_lrurec --llamarec_dir /tmp/LlamaRec --data_dir ../shared/data/ml-latest-small \\
+        --workdir /tmp/llamarec-run [--seed 42]
+
+This runs ``train_retriever.py``'s ``main`` unchanged, with the settings its ``set_template`` gives the
+dataset it calls "ml-100k" (ml-latest-small): LRURec, 64 dims, 2 blocks, dropout 0.2, AdamW at 1e-3 with
+weight decay 0.01, batches of 16, windows of 200, validation every 500 steps on Recall@10 (history not
+excluded), early stopping after 20 validations without a gain, test on the best one with the history
+excluded. ``--max_minutes`` ends training at the first validation after that much wall time, as its
+early stopping would, so the best validation checkpoint so far is tested. Three things stand in for packages the retriever does not use, so that its modules import:
+empty modules for the Llama re-ranker (``model.llm``, ``dataloader.llm``, ``trainer.llm``), Lightning's
+``seed_everything`` for ``pytorch_lightning``'s, and a writer that drops its scalars when TensorBoard is
+not installed. The data folder ``<workdir>/data/ml-100k`` links to ``ratings.csv`` and ``movies.csv``
+(its ``README`` and ``users.csv``, which the download check asks for and nothing reads, are empty files).
+
+LlamaRec's test figure is the mean of per-batch means (its ``AverageMeterSet``): with 610 users in
+batches of 16 the last batch holds 2 users and weighs as much as a full one. The table prints that
+figure beside the mean over users, which its ``generate_candidates`` computes from the same scores.
+``llamarec_average`` averages our checkpoints both ways.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from benchmarks.common import markdown_table
+from benchmarks.llamarec_average import METRIC_NAMES, batch_mean, user_metrics
+
+
+def _install_stand_ins() -> None:
+    """Modules the LRURec path imports but never uses, as described in the module docstring."""
+    for name in ("model.llm", "dataloader.llm", "trainer.llm"):
+        sys.modules[name] = types.ModuleType(name)
+    from lightning.pytorch import seed_everything
+    sys.modules["pytorch_lightning"] = types.SimpleNamespace(seed_everything=seed_everything)
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+    except ImportError:
+        class DroppingWriter:
+            def __init__(self, *args, **kwargs) -> None: ...
+            def add_scalar(self, *args, **kwargs) -> None: ...
+            def close(self) -> None: ...
+        sys.modules["torch.utils.tensorboard"] = types.SimpleNamespace(SummaryWriter=DroppingWriter)
+
+
+def _link_data(data_dir: Path, workdir: Path) -> None:
+    folder = workdir / "data" / "ml-100k"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("ratings.csv", "movies.csv"):
+        link = folder / name
+        if not link.exists():
+            link.symlink_to((data_dir / name).resolve())
+    for name in ("README", "users.csv"):
+        (folder / name).touch()
+
+
+def _cap_training(trainer_class: type, minutes: float) -> None:
+    """Make ``trainer_class.validate`` also ask to stop once ``minutes`` of wall time have passed."""
+    validate, start = trainer_class.validate, time.monotonic()
+
+    def validate_then_check_time(self, epoch, accum_iter):
+        stop = validate(self, epoch, accum_iter)
+        return stop or time.monotonic() - start > 60 * minutes
+    trainer_class.validate = validate_then_check_time
+
+
+def run(llamarec_dir: Path, data_dir: Path, workdir: Path, seed: int,
+        max_minutes: float | None = None) -> list[dict[str, object]]:
+    """Train and test LRURec with LlamaRec's code; rows of the test metrics under both averagings."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    _link_data(data_dir, workdir)
+    _install_stand_ins()
+    sys.argv = ["train_retriever.py", "--dataset_code", "ml-100k", "--seed", str(seed), "--num_workers", "0"]
+    sys.path.insert(0, str(llamarec_dir.resolve()))
+    os.chdir(workdir)
+    import config  # parses sys.argv into config.args, as train_retriever.py does
+    import train_retriever
+    args = config.args
+    args.model_code = "lru"
+    config.set_template(args)
+    if max_minutes is not None:
+        _cap_training(train_retriever.LRUTrainer, max_minutes)
+    export_root = Path(config.EXPERIMENT_ROOT) / "lru" / "ml-100k"
+    train_retriever.main(args, export_root=str(export_root))
+    reported = json.loads((export_root / "test_metrics.json").read_text())
+    with open(export_root / "retrieved.pkl", "rb") as f:
+        retrieved = pickle.load(f)  # LlamaRec's own output: lists of floats and ints only
+    scores, labels = torch.tensor(retrieved["test_probs"]), torch.tensor(retrieved["test_labels"])  # (U, N + 1), (U,)
+    per_user = user_metrics((scores > scores.gather(1, labels[:, None])).sum(1))
+    return [{"averaging": "LlamaRec's (mean of batch means, its test_metrics.json)",
+             **{m: reported[m] for m in METRIC_NAMES}},
+            {"averaging": "recomputed: mean of batch means of 16",
+             **{m: batch_mean(per_user[m]) for m in METRIC_NAMES}},
+            {"averaging": "mean over users", **{m: float(per_user[m].mean()) for m in METRIC_NAMES}}]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks llamarec_lrurec", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--llamarec_dir", type=Path, required=True, help="a checkout of github.com/Yueeeeeeee/LlamaRec")
+    parser.add_argument("--data_dir", type=Path, required=True, help="the ml-latest-small folder (ratings.csv, movies.csv)")
+    parser.add_argument("--workdir", type=Path, required=True, help="where LlamaRec's data/ and experiments/ go")
+    parser.add_argument("--seed", type=int, default=42, help="LlamaRec's default seed is 42")
+    parser.add_argument("--max_minutes", type=float, default=None, help="stop at the first validation after this")
+    args = parser.parse_args(list(argv or []))
+    if not (args.llamarec_dir / "train_retriever.py").is_file():
+        parser.error(f"--llamarec_dir {args.llamarec_dir}: no train_retriever.py there")
+    if not (args.data_dir / "ratings.csv").is_file():
+        parser.error(f"--data_dir {args.data_dir}: no ratings.csv there")
+    rows = run(args.llamarec_dir, args.data_dir.resolve(), args.workdir.resolve(), args.seed, args.max_minutes)
+    print(f"LRURec by LlamaRec's code, seed {args.seed}, test split")
+    print(markdown_table(("averaging", *METRIC_NAMES), rows))
+    return 0

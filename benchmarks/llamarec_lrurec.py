@@ -4,12 +4,14 @@
     python -m benchmarks llamarec_lrurec --llamarec_dir /tmp/LlamaRec --data_dir ../shared/data/ml-latest-small \\
         --workdir /tmp/llamarec-run [--seed 42]
 
-This runs ``train_retriever.py``'s ``main`` unchanged, with the settings its ``set_template`` gives the
+This runs ``train_retriever.py``'s ``main`` (up to its test: the candidates it then writes for the Llama
+re-ranker are not needed) with LlamaRec's modules unchanged and the settings its ``set_template`` gives the
 dataset it calls "ml-100k" (ml-latest-small): LRURec, 64 dims, 2 blocks, dropout 0.2, AdamW at 1e-3 with
 weight decay 0.01, batches of 16, windows of 200, validation every 500 steps on Recall@10 (history not
 excluded), early stopping after 20 validations without a gain, test on the best one with the history
 excluded. ``--max_minutes`` ends training at the first validation after that much wall time, as its
-early stopping would, so the best validation checkpoint so far is tested. Three things stand in for packages the retriever does not use, so that its modules import:
+early stopping would, so the best validation checkpoint so far is tested. Three things stand in for
+packages the retriever does not use, so that its modules import:
 empty modules for the Llama re-ranker (``model.llm``, ``dataloader.llm``, ``trainer.llm``), Lightning's
 ``seed_everything`` for ``pytorch_lightning``'s, and a writer that drops its scalars when TensorBoard is
 not installed. The data folder ``<workdir>/data/ml-100k`` links to ``ratings.csv`` and ``movies.csv``
@@ -17,16 +19,14 @@ not installed. The data folder ``<workdir>/data/ml-100k`` links to ``ratings.csv
 
 LlamaRec's test figure is the mean of per-batch means (its ``AverageMeterSet``): with 610 users in
 batches of 16 the last batch holds 2 users and weighs as much as a full one. The table prints that
-figure beside the mean over users, which its ``generate_candidates`` computes from the same scores.
+figure beside the mean over users of the same model's ranks.
 ``llamarec_average`` averages our checkpoints both ways.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import pickle
 import sys
 import time
 import types
@@ -76,6 +76,20 @@ def _cap_training(trainer_class: type, minutes: float) -> None:
     trainer_class.validate = validate_then_check_time
 
 
+@torch.no_grad()
+def label_ranks(model: torch.nn.Module, test_loader) -> torch.Tensor:
+    """(U,) 0-based rank of each test user's label, scored as LlamaRec's ``LRUTrainer.calculate_metrics`` scores
+    it (the last position's scores, the input sequence and the padding item set to -1e9)."""
+    model.eval()
+    ranks = []
+    for seqs, labels in test_loader:  # (B, L), (B, 1)
+        scores = model(seqs)[:, -1, :]  # (B, N + 1)
+        scores.scatter_(1, seqs, -1e9)
+        scores[:, 0] = -1e9
+        ranks.append((scores > scores.gather(1, labels)).sum(1))
+    return torch.cat(ranks)
+
+
 def run(llamarec_dir: Path, data_dir: Path, workdir: Path, seed: int,
         max_minutes: float | None = None) -> list[dict[str, object]]:
     """Train and test LRURec with LlamaRec's code; rows of the test metrics under both averagings."""
@@ -86,23 +100,24 @@ def run(llamarec_dir: Path, data_dir: Path, workdir: Path, seed: int,
     sys.path.insert(0, str(llamarec_dir.resolve()))
     os.chdir(workdir)
     import config  # parses sys.argv into config.args, as train_retriever.py does
-    import train_retriever
+    from dataloader import dataloader_factory
+    from model import LRURec
+    from trainer import LRUTrainer
     args = config.args
     args.model_code = "lru"
     config.set_template(args)
     if max_minutes is not None:
-        _cap_training(train_retriever.LRUTrainer, max_minutes)
-    export_root = Path(config.EXPERIMENT_ROOT) / "lru" / "ml-100k"
-    train_retriever.main(args, export_root=str(export_root))
-    reported = json.loads((export_root / "test_metrics.json").read_text())
-    with open(export_root / "retrieved.pkl", "rb") as f:
-        retrieved = pickle.load(f)  # LlamaRec's own output: lists of floats and ints only
-    scores, labels = torch.tensor(retrieved["test_probs"]), torch.tensor(retrieved["test_labels"])  # (U, N + 1), (U,)
-    per_user = user_metrics((scores > scores.gather(1, labels[:, None])).sum(1))
-    return [{"averaging": "LlamaRec's (mean of batch means, its test_metrics.json)",
-             **{m: reported[m] for m in METRIC_NAMES}},
-            {"averaging": "recomputed: mean of batch means of 16",
-             **{m: batch_mean(per_user[m]) for m in METRIC_NAMES}},
+        _cap_training(LRUTrainer, max_minutes)
+    # train_retriever.py's main, up to its test (its candidate generation for the re-ranker is not needed)
+    sys.modules["pytorch_lightning"].seed_everything(args.seed)
+    train_loader, val_loader, test_loader = dataloader_factory(args)
+    trainer = LRUTrainer(args, LRURec(args), train_loader, val_loader, test_loader,
+                         str(Path(config.EXPERIMENT_ROOT) / "lru" / "ml-100k"), args.use_wandb)
+    trainer.train()
+    reported = trainer.test()  # loads the best validation checkpoint; LlamaRec's figures
+    per_user = user_metrics(label_ranks(trainer.model, test_loader))
+    return [{"averaging": "LlamaRec's own (mean of batch means)", **{m: reported[m] for m in METRIC_NAMES}},
+            {"averaging": "recomputed: mean of batch means of 16", **{m: batch_mean(per_user[m]) for m in METRIC_NAMES}},
             {"averaging": "mean over users", **{m: float(per_user[m].mean()) for m in METRIC_NAMES}}]
 
 

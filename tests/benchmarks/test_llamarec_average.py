@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmarks.llamarec_average import averaging_rows, batch_mean, llamarec_order, user_metrics
-from benchmarks.llamarec_lrurec import _cap_training, _link_data
+from benchmarks.llamarec_lrurec import _cap_training, _link_data, label_ranks
 
 
 def test_batch_mean_weighs_a_short_last_batch_like_a_full_one():
@@ -63,3 +63,14 @@ def test_the_data_folder_links_the_csv_files_and_holds_the_files_llamarec_checks
     folder = tmp_path / "work" / "data" / "ml-100k"
     assert (folder / "ratings.csv").read_text() == "ratings.csv" and (folder / "ratings.csv").is_symlink()
     assert (folder / "README").is_file() and (folder / "users.csv").is_file()
+
+
+def test_lrurec_test_ranks_exclude_the_input_sequence_and_padding_as_llamarec_does():
+    class FixedScores(torch.nn.Module):  # item i scores i at every position
+        def forward(self, seqs):
+            return torch.arange(6.0).expand(*seqs.shape, 6).clone()  # (B, L, N + 1)
+
+    seqs = torch.tensor([[0, 5, 4], [0, 0, 1]])  # left-padded inputs
+    labels = torch.tensor([[3], [3]])
+    # user 0: items 5 and 4 are its inputs, so label 3 ranks first; user 1: items 5 and 4 rank above it
+    assert label_ranks(FixedScores(), [(seqs, labels)]).tolist() == [0, 2]

@@ -7,17 +7,22 @@ LlamaRec's trainers report the mean of per-batch means (``AverageMeterSet``, one
 batches of 16 users taken in the order of its dense user ids, which follow the iteration order of a Python
 ``set`` of the raw ids. A shorter last batch then weighs as much as a full one: on ml-latest-small the last
 batch holds 2 of the 610 users, each weighing 8 times as much as any other user.
+
+``--against ranks.pt`` (written by ``llamarec_lrurec --save_ranks``) adds the paired comparison with
+LRURec over the same users, mean over users, with the bootstrap interval of ``paired``: each checkpoint,
+and the checkpoints' per-user mean.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from benchmarks.common import configured, evaluation_batches, load_for_scoring, markdown_table, resolve, split_at_dashes
-from benchmarks.paired import log_scores, user_ranks
+from benchmarks.paired import format_table, log_scores, relative_row, user_ranks
 
 METRIC_NAMES = ("NDCG@10", "Recall@10", "NDCG@5", "MRR@10")
 LLAMAREC_BATCH = 16  # LlamaRec's set_template: batches of 16 for the dataset it calls "ml-100k"
@@ -52,23 +57,52 @@ def averaging_rows(name: str, ranks: torch.Tensor) -> list[dict[str, object]]:
              **{m: batch_mean(per_user[m]) for m in METRIC_NAMES}}]
 
 
+def against_rows(reference: dict[str, torch.Tensor], raw_user_ids: Sequence[int],
+                 ours: dict[str, torch.Tensor], draws: int = 2000) -> list[dict[str, object]]:
+    """Paired rows of our checkpoints' per-user ranks ``ours`` (name -> (U,), users in ``raw_user_ids`` order)
+    against ``reference`` ({"raw_user_ids": (U,), "ranks": (U,)}), aligned by raw user id."""
+    rank_of = dict(zip(reference["raw_user_ids"].tolist(), reference["ranks"].tolist()))
+    missing = [int(u) for u in raw_user_ids if int(u) not in rank_of]
+    if missing:
+        raise ValueError(f"--against holds no rank for {len(missing)} of our test users (e.g. raw id {missing[0]})")
+    theirs = user_metrics(torch.tensor([rank_of[int(u)] for u in raw_user_ids]))
+    ours_metrics = {name: user_metrics(ranks) for name, ranks in ours.items()}
+    if len(ours) > 1:
+        ours_metrics["mean of the checkpoints"] = {m: torch.stack([v[m] for v in ours_metrics.values()]).mean(0)
+                                                   for m in ("NDCG@10", "Recall@10")}
+    return [relative_row(name, metric, theirs[metric], values[metric], draws)
+            for name, values in ours_metrics.items() for metric in ("NDCG@10", "Recall@10")]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ours, cli_args = split_at_dashes(list(argv or []))
     parser = argparse.ArgumentParser(prog="python -m benchmarks llamarec_average", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+", help="checkpoints (or globs naming one file each)")
+    parser.add_argument("--against", default=None, help="a ranks file of `llamarec_lrurec --save_ranks`")
     args = parser.parse_args(ours)
     try:
         paths = [resolve(p) for p in args.checkpoints]
     except FileNotFoundError as error:
         parser.error(str(error))
+    if args.against and not Path(args.against).is_file():
+        parser.error(f"--against {args.against}: no such file")
     cli = configured(cli_args)
     batches = evaluation_batches(cli, "test")
     users = torch.cat([b["user"] for b in batches])  # (U,) row -> user index of the split
-    order = llamarec_order(cli.datamodule.splits.raw_user_ids[users.numpy()])
-    rows = []
+    order = llamarec_order(cli.datamodule.splits.raw_user_ids[users.numpy()])  # (U,) rows in LlamaRec's order
+    raw_user_ids = cli.datamodule.splits.raw_user_ids[users.numpy()][order.numpy()]
+    ranks = {}
     for path in paths:
         load_for_scoring(cli.model, path)
-        rows += averaging_rows(path, user_ranks(log_scores(cli.model, batches), batches)[order])
+        ranks[path] = user_ranks(log_scores(cli.model, batches), batches)[order]
     print(f"test split, {len(order)} users; LlamaRec's last batch holds {len(order) % LLAMAREC_BATCH or LLAMAREC_BATCH}")
-    print(markdown_table(("model", "averaging", *METRIC_NAMES), rows))
+    print(markdown_table(("model", "averaging", *METRIC_NAMES),
+                         [row for path, r in ranks.items() for row in averaging_rows(path, r)]))
+    if args.against:
+        reference = torch.load(args.against, weights_only=True)
+        print(f"\npaired against {args.against} (baseline), mean over users")
+        try:
+            print(format_table(against_rows(reference, raw_user_ids, ranks)))
+        except ValueError as error:
+            parser.error(str(error))
     return 0

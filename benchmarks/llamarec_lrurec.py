@@ -2,7 +2,7 @@
 
     git clone https://github.com/Yueeeeeeee/LlamaRec /tmp/LlamaRec    (commit 48b288b)
     python -m benchmarks llamarec_lrurec --llamarec_dir /tmp/LlamaRec --data_dir ../shared/data/ml-latest-small \\
-        --workdir /tmp/llamarec-run [--seed 42]
+        --workdir /tmp/llamarec-run [--seed 42] [--max_minutes M] [--test_only] [--save_ranks ranks.pt]
 
 This runs ``train_retriever.py``'s ``main`` (up to its test: the candidates it then writes for the Llama
 re-ranker are not needed) with LlamaRec's modules unchanged and the settings its ``set_template`` gives the
@@ -37,6 +37,8 @@ import torch
 
 from benchmarks.common import markdown_table
 from benchmarks.llamarec_average import METRIC_NAMES, batch_mean, user_metrics
+
+BEST_CHECKPOINT = "experiments/lru/ml-100k/models/best_acc_model.pth"  # where LlamaRec's trainer keeps it
 
 
 def _install_stand_ins() -> None:
@@ -90,9 +92,10 @@ def label_ranks(model: torch.nn.Module, test_loader) -> torch.Tensor:
     return torch.cat(ranks)
 
 
-def run(llamarec_dir: Path, data_dir: Path, workdir: Path, seed: int,
-        max_minutes: float | None = None) -> list[dict[str, object]]:
-    """Train and test LRURec with LlamaRec's code; rows of the test metrics under both averagings."""
+def run(llamarec_dir: Path, data_dir: Path, workdir: Path, seed: int, max_minutes: float | None = None,
+        test_only: bool = False, save_ranks: Path | None = None) -> list[dict[str, object]]:
+    """Train (unless ``test_only``) and test LRURec with LlamaRec's code; rows of the test metrics under both
+    averagings. ``save_ranks``: also write {"raw_user_ids": (U,), "ranks": (U,)} there, for ``llamarec_average``."""
     workdir.mkdir(parents=True, exist_ok=True)
     _link_data(data_dir, workdir)
     _install_stand_ins()
@@ -101,6 +104,7 @@ def run(llamarec_dir: Path, data_dir: Path, workdir: Path, seed: int,
     os.chdir(workdir)
     import config  # parses sys.argv into config.args, as train_retriever.py does
     from dataloader import dataloader_factory
+    from datasets import dataset_factory
     from model import LRURec
     from trainer import LRUTrainer
     args = config.args
@@ -112,10 +116,16 @@ def run(llamarec_dir: Path, data_dir: Path, workdir: Path, seed: int,
     sys.modules["pytorch_lightning"].seed_everything(args.seed)
     train_loader, val_loader, test_loader = dataloader_factory(args)
     trainer = LRUTrainer(args, LRURec(args), train_loader, val_loader, test_loader,
-                         str(Path(config.EXPERIMENT_ROOT) / "lru" / "ml-100k"), args.use_wandb)
-    trainer.train()
+                         str(Path(BEST_CHECKPOINT).parents[1]), args.use_wandb)
+    if not test_only:
+        trainer.train()
     reported = trainer.test()  # loads the best validation checkpoint; LlamaRec's figures
-    per_user = user_metrics(label_ranks(trainer.model, test_loader))
+    ranks = label_ranks(trainer.model, test_loader)
+    if save_ranks is not None:
+        raw_of_dense = {dense: raw for raw, dense in dataset_factory(args).load_dataset()["umap"].items()}
+        torch.save({"raw_user_ids": torch.tensor([raw_of_dense[u] for u in test_loader.dataset.users]),
+                    "ranks": ranks}, save_ranks)
+    per_user = user_metrics(ranks)
     return [{"averaging": "LlamaRec's own (mean of batch means)", **{m: reported[m] for m in METRIC_NAMES}},
             {"averaging": "recomputed: mean of batch means of 16", **{m: batch_mean(per_user[m]) for m in METRIC_NAMES}},
             {"averaging": "mean over users", **{m: float(per_user[m].mean()) for m in METRIC_NAMES}}]
@@ -128,12 +138,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, required=True, help="where LlamaRec's data/ and experiments/ go")
     parser.add_argument("--seed", type=int, default=42, help="LlamaRec's default seed is 42")
     parser.add_argument("--max_minutes", type=float, default=None, help="stop at the first validation after this")
+    parser.add_argument("--test_only", action="store_true", help="test the best checkpoint of a run in --workdir")
+    parser.add_argument("--save_ranks", type=Path, default=None, help="write each test user's rank here (.pt)")
     args = parser.parse_args(list(argv or []))
     if not (args.llamarec_dir / "train_retriever.py").is_file():
         parser.error(f"--llamarec_dir {args.llamarec_dir}: no train_retriever.py there")
     if not (args.data_dir / "ratings.csv").is_file():
         parser.error(f"--data_dir {args.data_dir}: no ratings.csv there")
-    rows = run(args.llamarec_dir, args.data_dir.resolve(), args.workdir.resolve(), args.seed, args.max_minutes)
+    if args.test_only and not (args.workdir / BEST_CHECKPOINT).is_file():
+        parser.error(f"--test_only: no {BEST_CHECKPOINT} in --workdir {args.workdir}; train first")
+    rows = run(args.llamarec_dir, args.data_dir.resolve(), args.workdir.resolve(), args.seed, args.max_minutes,
+               args.test_only, args.save_ranks and args.save_ranks.resolve())
     print(f"LRURec by LlamaRec's code, seed {args.seed}, test split")
     print(markdown_table(("averaging", *METRIC_NAMES), rows))
     return 0

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from benchmarks.llamarec_average import averaging_rows, batch_mean, llamarec_order, user_metrics
+from benchmarks.llamarec_average import against_rows, averaging_rows, batch_mean, llamarec_order, user_metrics
 from benchmarks.llamarec_lrurec import _cap_training, _link_data, label_ranks
 
 
@@ -74,3 +74,26 @@ def test_lrurec_test_ranks_exclude_the_input_sequence_and_padding_as_llamarec_do
     labels = torch.tensor([[3], [3]])
     # user 0: items 5 and 4 are its inputs, so label 3 ranks first; user 1: items 5 and 4 rank above it
     assert label_ranks(FixedScores(), [(seqs, labels)]).tolist() == [0, 2]
+
+
+def test_against_rows_pair_the_users_by_raw_id():
+    raw = torch.arange(100, 120)
+    reference = {"raw_user_ids": raw, "ranks": torch.where(raw % 2 == 0, 0, 50)}  # hits the even raw ids
+    ours_order = raw.flip(0).tolist()  # our users come in another order
+    same_users = torch.where(raw.flip(0) % 2 == 0, 0, 50)
+    ndcg = next(r for r in against_rows(reference, ours_order, {"ours": same_users}, draws=50)
+                if r["metric"] == "NDCG@10")
+    assert (ndcg["baseline"], ndcg["candidate"], ndcg["low"], ndcg["high"]) == pytest.approx((0.5, 0.5, 0.0, 0.0))
+    other_users = torch.where(raw.flip(0) % 2 == 1, 0, 50)  # as many hits, on the odd raw ids
+    ndcg = next(r for r in against_rows(reference, ours_order, {"ours": other_users}, draws=50)
+                if r["metric"] == "NDCG@10")
+    assert ndcg["relative"] == pytest.approx(0.0) and ndcg["high"] - ndcg["low"] > 0.5  # unpaired users: wide
+
+
+def test_against_rows_average_several_checkpoints_per_user_and_name_a_missing_user():
+    reference = {"raw_user_ids": torch.tensor([1, 2]), "ranks": torch.tensor([0, 0])}
+    rows = against_rows(reference, [1, 2], {"a": torch.tensor([0, 50]), "b": torch.tensor([50, 50])}, draws=20)
+    mean = next(r for r in rows if r["compared"] == "mean of the checkpoints" and r["metric"] == "Recall@10")
+    assert mean["candidate"] == pytest.approx(0.25) and mean["relative"] == pytest.approx(-0.75)
+    with pytest.raises(ValueError, match="raw id 4"):
+        against_rows(reference, [1, 4], {"a": torch.tensor([0, 0])})

@@ -36,7 +36,7 @@ from typing import Sequence
 import torch
 
 from benchmarks.common import markdown_table
-from benchmarks.llamarec_average import METRIC_NAMES, batch_mean, user_metrics
+from benchmarks.llamarec_average import LLAMAREC_BATCH, METRIC_NAMES, batch_mean, user_metrics
 
 BEST_CHECKPOINT = "experiments/lru/ml-100k/models/best_acc_model.pth"  # where LlamaRec's trainer keeps it
 
@@ -121,14 +121,19 @@ def run(llamarec_dir: Path, data_dir: Path, workdir: Path, seed: int, max_minute
         trainer.train()
     reported = trainer.test()  # loads the best validation checkpoint; LlamaRec's figures
     ranks = label_ranks(trainer.model, test_loader)
+    raw_of_dense = {dense: raw for raw, dense in dataset_factory(args).load_dataset()["umap"].items()}
+    raw_user_ids = torch.tensor([raw_of_dense[u] for u in test_loader.dataset.users])
     if save_ranks is not None:
-        raw_of_dense = {dense: raw for raw, dense in dataset_factory(args).load_dataset()["umap"].items()}
-        torch.save({"raw_user_ids": torch.tensor([raw_of_dense[u] for u in test_loader.dataset.users]),
-                    "ranks": ranks}, save_ranks)
+        torch.save({"raw_user_ids": raw_user_ids, "ranks": ranks}, save_ranks)
+    last = len(ranks) - (len(ranks) % LLAMAREC_BATCH or LLAMAREC_BATCH)
+    print(f"LlamaRec's last test batch: raw user ids {raw_user_ids[last:].tolist()}, "
+          f"0-based ranks of their test items {ranks[last:].tolist()}")
     per_user = user_metrics(ranks)
     return [{"averaging": "LlamaRec's own (mean of batch means)", **{m: reported[m] for m in METRIC_NAMES}},
             {"averaging": "recomputed: mean of batch means of 16", **{m: batch_mean(per_user[m]) for m in METRIC_NAMES}},
-            {"averaging": "mean over users", **{m: float(per_user[m].mean()) for m in METRIC_NAMES}}]
+            {"averaging": "mean over users", **{m: float(per_user[m].mean()) for m in METRIC_NAMES}},
+            {"averaging": "mean over users, the last batch left out",
+             **{m: float(per_user[m][:last].mean()) for m in METRIC_NAMES}}]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

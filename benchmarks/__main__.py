@@ -23,6 +23,7 @@ COMMANDS = {
     "new_item_offset": ("benchmarks.new_item_offset", "validation cost and gain of ranking new items higher"),
     "llamarec_split": ("benchmarks.llamarec_split", "a MovieLens CSV split against LlamaRec's own preprocessing"),
     "llamarec_lrurec": ("benchmarks.llamarec_lrurec", "LlamaRec's LRURec trained and tested by LlamaRec's code"),
+    "llamarec_average": ("benchmarks.llamarec_average", "our checkpoints averaged as LlamaRec averages; against LRURec"),
     "bad_input_corpus": ("benchmarks.bad_input_corpus", "every bad input run through cli.py, classified and counted"),
 }
 

@@ -1,11 +1,11 @@
-"""Test metrics of our checkpoints averaged as LlamaRec averages them, beside the mean over users.
+"""Test metrics of our checkpoints averaged as LlamaRec's retriever trainer averages them, and over users.
 
     python -m benchmarks llamarec_average 'checkpoints/mls-sasrec-seed0/best-epoch*.ckpt' ... \\
         -- --config configs/sasrec.yaml --config configs/datasets/ml-latest-small.yaml --data.data_dir ...
 
-LlamaRec's trainers report the mean of per-batch means (``AverageMeterSet``, one update per batch), in
-batches of 16 users taken in the order of its dense user ids, which follow the iteration order of a Python
-``set`` of the raw ids. A shorter last batch then weighs as much as a full one: on ml-latest-small the last
+LlamaRec's retriever trainer tests with the mean of per-batch means (``AverageMeterSet``, one update per
+batch), in batches of 16 users taken in the order of its dense user ids, which follow the iteration order
+of a Python ``set`` of the raw ids (ascending for ml-latest-small's ids 1..610). A shorter last batch then weighs as much as a full one: on ml-latest-small the last
 batch holds 2 of the 610 users, each weighing 8 times as much as any other user.
 
 ``--against ranks.pt`` (written by ``llamarec_lrurec --save_ranks``) adds the paired comparison with

@@ -17,9 +17,9 @@ empty modules for the Llama re-ranker (``model.llm``, ``dataloader.llm``, ``trai
 not installed. The data folder ``<workdir>/data/ml-100k`` links to ``ratings.csv`` and ``movies.csv``
 (its ``README`` and ``users.csv``, which the download check asks for and nothing reads, are empty files).
 
-LlamaRec's test figure is the mean of per-batch means (its ``AverageMeterSet``): with 610 users in
+LlamaRec's trainer tests with the mean of per-batch means (its ``AverageMeterSet``): with 610 users in
 batches of 16 the last batch holds 2 users and weighs as much as a full one. The table prints that
-figure beside the mean over users of the same model's ranks.
+figure beside the mean over users of the same model's ranks (what LlamaRec's candidate step prints).
 ``llamarec_average`` averages our checkpoints both ways.
 """
 

@@ -5,8 +5,9 @@
 
 LlamaRec's retriever trainer tests with the mean of per-batch means (``AverageMeterSet``, one update per
 batch), in batches of 16 users taken in the order of its dense user ids, which follow the iteration order
-of a Python ``set`` of the raw ids (ascending for ml-latest-small's ids 1..610). A shorter last batch then weighs as much as a full one: on ml-latest-small the last
-batch holds 2 of the 610 users, each weighing 8 times as much as any other user.
+of a Python ``set`` of the raw ids (ascending for ml-latest-small's ids 1..610). A shorter last batch then
+weighs as much as a full one: on ml-latest-small the last batch holds 2 of the 610 users, each weighing 8
+times as much as any other user.
 
 ``--against ranks.pt`` (written by ``llamarec_lrurec --save_ranks``) adds the paired comparison with
 LRURec over the same users, mean over users, with the bootstrap interval of ``paired``: each checkpoint,
@@ -25,6 +26,7 @@ from benchmarks.common import configured, evaluation_batches, load_for_scoring, 
 from benchmarks.paired import format_table, log_scores, relative_row, user_ranks
 
 METRIC_NAMES = ("NDCG@10", "Recall@10", "NDCG@5", "MRR@10")
+PAIRED_METRICS = ("NDCG@10", "Recall@10")  # what --against compares
 LLAMAREC_BATCH = 16  # LlamaRec's set_template: batches of 16 for the dataset it calls "ml-100k"
 
 
@@ -69,9 +71,9 @@ def against_rows(reference: dict[str, torch.Tensor], raw_user_ids: Sequence[int]
     ours_metrics = {name: user_metrics(ranks) for name, ranks in ours.items()}
     if len(ours) > 1:
         ours_metrics["mean of the checkpoints"] = {m: torch.stack([v[m] for v in ours_metrics.values()]).mean(0)
-                                                   for m in ("NDCG@10", "Recall@10")}
+                                                   for m in PAIRED_METRICS}
     return [relative_row(name, metric, theirs[metric], values[metric], draws)
-            for name, values in ours_metrics.items() for metric in ("NDCG@10", "Recall@10")]
+            for name, values in ours_metrics.items() for metric in PAIRED_METRICS]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,8 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cli = configured(cli_args)
     batches = evaluation_batches(cli, "test")
     users = torch.cat([b["user"] for b in batches])  # (U,) row -> user index of the split
-    order = llamarec_order(cli.datamodule.splits.raw_user_ids[users.numpy()])  # (U,) rows in LlamaRec's order
-    raw_user_ids = cli.datamodule.splits.raw_user_ids[users.numpy()][order.numpy()]
+    raw_user_ids = cli.datamodule.splits.raw_user_ids[users.numpy()]  # (U,) raw id of each row
+    order = llamarec_order(raw_user_ids)  # (U,) rows in LlamaRec's order
+    raw_user_ids = raw_user_ids[order.numpy()]
     ranks = {}
     for path in paths:
         load_for_scoring(cli.model, path)

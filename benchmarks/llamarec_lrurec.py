@@ -11,10 +11,9 @@ weight decay 0.01, batches of 16, windows of 200, validation every 500 steps on 
 excluded), early stopping after 20 validations without a gain, test on the best one with the history
 excluded. ``--max_minutes`` ends training at the first validation after that much wall time, as its
 early stopping would, so the best validation checkpoint so far is tested. Three things stand in for
-packages the retriever does not use, so that its modules import:
-empty modules for the Llama re-ranker (``model.llm``, ``dataloader.llm``, ``trainer.llm``), Lightning's
-``seed_everything`` for ``pytorch_lightning``'s, and a writer that drops its scalars when TensorBoard is
-not installed. The data folder ``<workdir>/data/ml-100k`` links to ``ratings.csv`` and ``movies.csv``
+packages the retriever does not use, so that its modules import: empty modules for the Llama re-ranker
+(``model.llm``, ``dataloader.llm``, ``trainer.llm``), Lightning's ``seed_everything`` for
+``pytorch_lightning``'s, and a writer that drops its scalars when TensorBoard is not installed. The data folder ``<workdir>/data/ml-100k`` links to ``ratings.csv`` and ``movies.csv``
 (its ``README`` and ``users.csv``, which the download check asks for and nothing reads, are empty files).
 
 LlamaRec's trainer tests with the mean of per-batch means (its ``AverageMeterSet``): with 610 users in

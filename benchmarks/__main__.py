@@ -20,6 +20,7 @@ COMMANDS = {
     "pooled": ("benchmarks.pooled", "paired differences of several data splits (folds) in one interval"),
     "side_signal": ("benchmarks.side_signal", "each side input (texts, posters) as an untrained ranker"),
     "fusion_sweep": ("benchmarks.fusion_sweep", "validation metrics of a checkpoint per fusion weight"),
+    "ridge_sweep": ("benchmarks.ridge_sweep", "validation metrics of a checkpoint per penalty of SASRec's new-item map"),
     "new_item_offset": ("benchmarks.new_item_offset", "validation cost and gain of ranking new items higher"),
     "llamarec_split": ("benchmarks.llamarec_split", "a MovieLens CSV split against LlamaRec's own preprocessing"),
     "llamarec_lrurec": ("benchmarks.llamarec_lrurec", "LlamaRec's LRURec trained and tested by LlamaRec's code"),

@@ -18,6 +18,7 @@ from ur4rec.vocabulary import SCORE_FUSED
 
 DEFAULT_WEIGHTS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 COLUMNS = ("val/ndcg@10", "val/hit@10", "val/ndcg@20", "val/hit@20")
+NEW_ITEM_COLUMNS = ("val_warm/ndcg@10", "val_cold_new/ndcg@10")  # under the new-item protocol
 
 
 def sweep(cli, ckpt_path: str, weights: Sequence[float]) -> list[dict[str, float]]:
@@ -31,14 +32,14 @@ def sweep(cli, ckpt_path: str, weights: Sequence[float]) -> list[dict[str, float
         model.net.fusion.set_sasrec_weight(weight)
         model.score_mode = SCORE_FUSED  # validate() runs no stage callback, so this holds
         metrics = cli.trainer.validate(model, datamodule, verbose=False)[0]
-        rows.append({"fusion_weight": weight, **{k: float(metrics[k]) for k in COLUMNS}})
+        rows.append({"fusion_weight": weight, **{k: float(metrics[k]) for k in COLUMNS + NEW_ITEM_COLUMNS if k in metrics}})
     return rows
 
 
 def format_table(rows: list[dict[str, float]]) -> str:
     best = max(rows, key=lambda r: r["val/ndcg@10"])
     rows = [{**r, "fusion_weight": f"{r['fusion_weight']:.2f}" + (" (best)" if r is best else "")} for r in rows]
-    return markdown_table(("fusion_weight", *COLUMNS), rows)
+    return markdown_table(tuple(rows[0]), rows)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

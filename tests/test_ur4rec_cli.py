@@ -258,3 +258,29 @@ def test_sasrec_with_content_gets_the_item_texts_and_ranks_new_items_by_them(wor
     assert torch.equal(sasrec.item_content, datamodule.features.item_text)
     new = datamodule.new_item_mask()
     assert new.any() and not sasrec.item_known[new].any()  # every new item is ranked by its content alone
+
+
+def test_sasrecs_new_item_map_ranks_new_items_by_content_and_its_penalty_is_swept_on_validation(
+        workdir, monkeypatch, recwarn, capsys):
+    monkeypatch.chdir(workdir)
+    mapped = ["--model.retriever=null", "--model.sasrec.content=false", "--model.sasrec.new_item_ridge=10",
+              "--data.cold_item_fraction=0.2"]
+    cli = fit(workdir, "mapped", *mapped, "--stages.pretrain_sasrec=1")
+    assert not [w for w in recwarn if "never trained" in str(w.message)]  # content, not untrained IDs
+    sasrec, datamodule = cli.model.net.sasrec, cli.datamodule
+    assert torch.equal(sasrec.item_content, datamodule.features.item_text)
+    new, known = datamodule.new_item_mask(), datamodule.seen_item_mask()
+    assert new.any() and torch.equal(known, ~new & (torch.arange(len(new)) > 0))
+    table, ids = sasrec.eval().item_table(), sasrec.item_embedding.weight
+    torch.testing.assert_close(table[known], ids[known])  # every item trained on keeps its ID embedding
+    torch.testing.assert_close(table[new], sasrec.mapped_content(ids)[new])
+    assert not torch.allclose(table[new], ids[new])
+
+    args = ["--config", str(REPO / "configs/ur4rec.yaml"), f"--data.data_dir={workdir / 'data'}",
+            f"--data.feature_cache_dir={workdir / 'cache'}", "--data.num_sampled_negatives=20",
+            "--model.sasrec.hidden_size=16", "--trainer.accelerator=cpu", *mapped]
+    assert tools(["ridge_sweep", "--ckpt_path", "checkpoints/mapped/last.ckpt", "--ridges", "1", "1000", "--",
+                  *args]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert rows[0][:2] == ["| new_item_ridge", "val/ndcg@10"] and "val_cold_new/ndcg@10" in rows[0][4]
+    assert [r[0] for r in rows[1:]] == ["| 1", "| 1000"]

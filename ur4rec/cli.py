@@ -46,8 +46,9 @@ def negatives_for_loss(loss: str) -> int:
 
 
 def uses_features(retriever, sasrec) -> bool:
-    """The item features take part with a retriever or with SASRec's content term."""
-    return retriever is not None or bool(getattr(sasrec, "content", False))
+    """The item features take part with a retriever, SASRec's content term or its new-item map."""
+    return (retriever is not None or bool(getattr(sasrec, "content", False))
+            or getattr(sasrec, "new_item_ridge", None) is not None)
 
 
 def retriever_positions(retriever) -> int:

@@ -141,7 +141,7 @@ class UR4RecModule(L.LightningModule):
         new_items = datamodule.new_item_mask() if datamodule is not None else None
         if new_items is not None:  # the new-item protocol: the cold users are also ranked among new items only
             self.new_items.copy_(new_items)
-            if self.net.retriever is None and not self.net.sasrec_config.content:
+            if self.net.retriever is None and not self.net.sasrec_config.reads_content:
                 rank_zero_warn("data.cold_item_fraction > 0 with model.retriever null: new items are scored by SASRec "
                                "item embeddings that never trained (expect near-random ranks for them)")
         if self.net.needs_features and datamodule is not None:

@@ -1,4 +1,5 @@
-"""SASRec's content term: new items are ranked by their content, never by an untrained ID embedding."""
+"""SASRec's content term and its new-item map: new items are ranked by their content, never by an untrained ID
+embedding."""
 
 import pytest
 import torch
@@ -12,10 +13,10 @@ N, CONTENT = 20, 12
 NEW = [4, 9]
 
 
-def content_model(id_dropout: float = 0.0) -> SASRec:
+def content_model(id_dropout: float = 0.0, new_item_ridge: float | None = None) -> SASRec:
     torch.manual_seed(0)
     model = SASRec(N, hidden_size=16, num_blocks=1, num_heads=2, dropout=0.0, max_seq_len=6, content_dim=CONTENT,
-                   id_dropout=id_dropout)
+                   id_dropout=id_dropout, new_item_ridge=new_item_ridge)
     known = torch.ones(N + 1, dtype=torch.bool)
     known[0] = False
     known[NEW] = False
@@ -74,11 +75,43 @@ def test_sasrec_content_trains_its_projection_through_the_loss():
 def test_fusion_keeps_sasrecs_score_of_new_items_when_sasrec_reads_content():
     with_content = UR4Rec(N, 6, CONTENT, 4, SASRecConfig(hidden_size=16, content=True), RetrieverConfig(hidden_size=16))
     without = UR4Rec(N, 6, CONTENT, 4, SASRecConfig(hidden_size=16), RetrieverConfig(hidden_size=16))
-    assert with_content.fusion_seen() is None
+    mapped = UR4Rec(N, 6, CONTENT, 4, SASRecConfig(hidden_size=16, new_item_ridge=1.0), RetrieverConfig(hidden_size=16))
+    assert with_content.fusion_seen() is None and mapped.fusion_seen() is None
     assert without.fusion_seen() is without.item_seen
 
 
+def test_the_new_item_map_recovers_a_linear_content_to_embedding_relation():
+    model = content_model(new_item_ridge=1e-6)
+    assert model.content_projection is None and model.unknown_item is None  # no parameters beyond plain SASRec's
+    relation, offset = torch.randn(CONTENT, 16), torch.randn(16)
+    with torch.no_grad():  # every item's ID embedding is a linear function of its content: the map must find it
+        model.item_embedding.weight.copy_(model.item_content @ relation + offset)
+        wanted = model.item_embedding.weight[NEW].clone()
+        model.item_embedding.weight[NEW] = 0.0  # what a new item's ID embedding holds is never read
+    table = model.item_table()
+    torch.testing.assert_close(table[NEW], wanted, atol=1e-3, rtol=1e-3)
+    known = [i for i in range(1, N + 1) if i not in NEW]
+    torch.testing.assert_close(table[known], model.item_embedding.weight[known])  # known items: plain SASRec
+
+
+def test_the_new_item_map_leaves_training_to_the_id_embeddings():
+    model = content_model(new_item_ridge=1.0)
+    torch.testing.assert_close(model.train().item_table(), model.item_embedding.weight)
+    assert not torch.allclose(model.eval().item_table()[NEW], model.item_embedding.weight[NEW])
+
+
+def test_a_larger_ridge_shrinks_new_items_towards_the_mean_embedding():
+    model = content_model(new_item_ridge=1e-3)
+    known = [i for i in range(1, N + 1) if i not in NEW]
+    mean = model.item_embedding.weight[known].mean(0)
+    spread = [(content_model(new_item_ridge=ridge).item_table()[NEW] - mean).norm() for ridge in (1e-3, 1.0, 1e3)]
+    assert spread[0] > spread[1] > spread[2]
+
+
 @pytest.mark.parametrize("config, text_dim, key", [
+    (SASRecConfig(new_item_ridge=0.0), CONTENT, "model.sasrec.new_item_ridge"),
+    (SASRecConfig(content=True, new_item_ridge=1.0), CONTENT, "model.sasrec.new_item_ridge"),
+    (SASRecConfig(new_item_ridge=1.0), 0, "model.sasrec.new_item_ridge"),
     (SASRecConfig(id_dropout=0.2), CONTENT, "model.sasrec.id_dropout"),
     (SASRecConfig(content=True, id_dropout=1.0), CONTENT, "model.sasrec.id_dropout"),
     (SASRecConfig(content=True), 0, "model.sasrec.content"),

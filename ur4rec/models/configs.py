@@ -25,6 +25,8 @@ class SASRecConfig:
     on its own. ``feedforward_size``: the inner width of each block's feed-forward layer (None: hidden_size;
     RecBole's SASRec uses 4x, 256). ``norm``: ``pre`` (LayerNorm before each sublayer) or ``post`` (RecBole's
     layout: after each residual sum, and on the embedding sum in place of the sqrt(D) scale).
+    ``new_item_ridge``: instead of ``content``, items keep their ID embeddings alone and a new item is ranked
+    by the ridge map (this penalty) of its description vector onto the trained ID embeddings; null = off.
     """
 
     hidden_size: int = 64
@@ -37,6 +39,12 @@ class SASRecConfig:
     id_dropout: float = 0.0
     feedforward_size: int | None = None
     norm: str = "pre"
+    new_item_ridge: float | None = None
+
+    @property
+    def reads_content(self) -> bool:
+        """Whether SASRec needs the item description vectors: its content term or the new-item map."""
+        return self.content or self.new_item_ridge is not None
 
     def validate(self) -> None:
         check(self.hidden_size > 0, "model.sasrec.hidden_size", f"must be > 0, got {self.hidden_size}")
@@ -50,6 +58,9 @@ class SASRecConfig:
         check(self.loss in LOSSES, "model.sasrec.loss", f"must be one of {LOSSES}, got {self.loss!r}")
         check(0 <= self.id_dropout < 1 and (self.content or self.id_dropout == 0), "model.sasrec.id_dropout",
               f"must be in [0, 1), and 0 without model.sasrec.content; got {self.id_dropout}")
+        check(self.new_item_ridge is None or (self.new_item_ridge > 0 and not self.content),
+              "model.sasrec.new_item_ridge", f"must be > 0 (or null), and null with model.sasrec.content "
+              f"(its content term scores new items itself); got {self.new_item_ridge}")
 
 
 @dataclass

@@ -78,19 +78,25 @@ class SASRec(nn.Module):
     items the unknown vector at each training call, so the content term learns to rank an item on its
     own and the unknown vector learns how much probability such an item deserves.
 
+    With ``new_item_ridge`` set (and ``content_dim > 0``) items keep their ID embeddings alone, and only
+    when ranking does a new item get the ridge map of its content vector onto the trained ID embeddings
+    (``mapped_content``), so a known item's score is plain SASRec's.
+
     ``norm="pre"`` scales item embeddings by sqrt(D), normalizes before each sublayer and once at the end;
     ``"post"`` is RecBole's layout: the embedding sum is normalized, and each residual sum after it.
     """
 
     def __init__(self, num_items: int, hidden_size: int = 64, num_blocks: int = 2, num_heads: int = 2,
                  dropout: float = 0.2, max_seq_len: int = 50, content_dim: int = 0, id_dropout: float = 0.0,
-                 feedforward_size: int | None = None, norm: str = "pre"):
+                 feedforward_size: int | None = None, norm: str = "pre", new_item_ridge: float | None = None):
         super().__init__()
         self.num_items = num_items
         self.id_dropout = id_dropout
+        self.new_item_ridge = new_item_ridge
         self.item_embedding = nn.Embedding(num_items + 1, hidden_size, padding_idx=0)
-        self.content_projection = nn.Linear(content_dim, hidden_size, bias=False) if content_dim else None
-        self.unknown_item = nn.Parameter(torch.zeros(hidden_size)) if content_dim else None
+        additive = content_dim > 0 and new_item_ridge is None  # the content term is part of every item
+        self.content_projection = nn.Linear(content_dim, hidden_size, bias=False) if additive else None
+        self.unknown_item = nn.Parameter(torch.zeros(hidden_size)) if additive else None
         # The content table and the items trained on come from the data: derived, not checkpointed.
         self.register_buffer("item_content", torch.zeros(num_items + 1, content_dim), persistent=False)
         self.register_buffer("item_known", torch.ones(num_items + 1, dtype=torch.bool), persistent=False)
@@ -126,12 +132,28 @@ class SASRec(nn.Module):
         with ``content_dim`` (then only known items keep their ID embedding, a fraction ``id_dropout`` fewer in
         training; the others have the unknown-item vector)."""
         ids = self.item_embedding.weight  # (N + 1, D)
+        if self.new_item_ridge is not None and not self.training:  # new items are never targets in training
+            return torch.where(self.item_known[:, None], ids, self.mapped_content(ids))
         if self.content_projection is None:
             return ids
         keep = self.item_known
         if self.training and self.id_dropout > 0:
             keep = keep & (torch.rand(keep.shape, device=keep.device) >= self.id_dropout)
         return torch.where(keep[:, None], ids, self.unknown_item) + self.content_projection(self.item_content)
+
+    @torch.no_grad()
+    def mapped_content(self, ids: torch.Tensor) -> torch.Tensor:
+        """Every item's content vector mapped onto the ID embedding space (N + 1, D): a ridge regression
+        (penalty ``new_item_ridge``) from the known items' centred content vectors to their centred ID
+        embedding rows ``ids`` (N + 1, D), in closed form (Gantner et al., 2010, attribute-to-feature mapping)."""
+        known = self.item_known.clone()
+        known[0] = False  # padding
+        content, target = self.item_content.double(), ids.double()
+        content_mean, target_mean = content[known].mean(0), target[known].mean(0)
+        x = content[known] - content_mean  # (K, Dc)
+        gram = x.T @ x + self.new_item_ridge * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+        weights = torch.linalg.solve(gram, x.T @ (target[known] - target_mean))  # (Dc, D)
+        return (target_mean + (content - content_mean) @ weights).to(ids.dtype)
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """items: (B, L) ids with 0 as padding on either side -> hidden states (B, L, D), zero at padding."""

@@ -52,11 +52,11 @@ class UR4Rec(nn.Module):
             if config is not None:
                 config.validate()  # here, not in __post_init__: a bad value is one ConfigError naming its key
         self.sasrec_config, self.retriever_config = sasrec, retriever
-        check(not sasrec.content or text_dim > 0, "model.sasrec.content",
-              "needs the item text vectors (data.features, linked by the CLI); got text_dim=0")
+        check(not sasrec.reads_content or text_dim > 0, "model.sasrec.new_item_ridge" if sasrec.new_item_ridge
+              else "model.sasrec.content", "needs the item text vectors (data.features, linked by the CLI); got text_dim=0")
         self.sasrec = SASRec(num_items, sasrec.hidden_size, sasrec.num_blocks, sasrec.num_heads, sasrec.dropout,
-                             max_seq_len, text_dim if sasrec.content else 0, sasrec.id_dropout,
-                             sasrec.feedforward_size, sasrec.norm)
+                             max_seq_len, text_dim if sasrec.reads_content else 0, sasrec.id_dropout,
+                             sasrec.feedforward_size, sasrec.norm, sasrec.new_item_ridge)
         if sasrec.compile:
             self.sasrec.compile(backend=sasrec.compile)
         self.retriever: MoERetriever | None = None
@@ -82,8 +82,8 @@ class UR4Rec(nn.Module):
 
     @property
     def needs_features(self) -> bool:
-        """Whether the item feature tables take part (``set_item_features``): a retriever or SASRec's content term."""
-        return self.retriever is not None or self.sasrec_config.content
+        """Whether the item feature tables take part (``set_item_features``): a retriever or SASRec's content."""
+        return self.retriever is not None or self.sasrec_config.reads_content
 
     @property
     def module_names(self) -> tuple[str, ...]:
@@ -100,8 +100,8 @@ class UR4Rec(nn.Module):
     def set_item_features(self, item_text: torch.Tensor, item_image: torch.Tensor, image_mask: torch.Tensor,
                           item_seen: torch.Tensor) -> None:
         """Copy the item tables (N + 1, Dt), (N + 1, Di), (N + 1,) and the items trained on (N + 1,) bool
-        (used by SASRec's content term and when ``content_for_unseen``) into the model's buffers."""
-        if self.sasrec_config.content:
+        (used by SASRec's content term or new-item map, and when ``content_for_unseen``) into the model's buffers."""
+        if self.sasrec_config.reads_content:
             self.sasrec.set_item_content(item_text, item_seen)
         if self.retriever is None:
             return
@@ -150,8 +150,8 @@ class UR4Rec(nn.Module):
 
     def fusion_seen(self) -> torch.Tensor | None:
         """The items whose SASRec score the fusion keeps: those trained on, or all (None) when SASRec's
-        content term scores the others itself."""
-        return None if self.sasrec_config.content else self.item_seen
+        content term or new-item map scores the others itself."""
+        return None if self.sasrec_config.reads_content else self.item_seen
 
     def scores(self, batch: dict[str, torch.Tensor], mode: str) -> tuple[torch.Tensor, RetrieverOutput | None]:
         """Scores of every item for each user's visible window: (B, N + 1), column 0 = padding; and the

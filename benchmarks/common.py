@@ -59,6 +59,19 @@ def load_for_scoring(module: UR4RecModule, path: str) -> None:
         module.score_mode = SCORE_SASREC
 
 
+def validation_rows(cli: UR4RecCLI, ckpt_path: str, setting: str, values: Sequence, apply: Callable,
+                    columns: Sequence[str]) -> list[dict]:
+    """Validation metrics (those of ``columns`` logged) of one checkpoint, once per value of a setting that
+    ``apply(value)`` changes on the loaded model; one row per value, named ``setting``."""
+    load_for_scoring(cli.model, ckpt_path)
+    rows = []
+    for value in values:
+        apply(value)
+        metrics = cli.trainer.validate(cli.model, cli.datamodule, verbose=False)[0]
+        rows.append({setting: value, **{k: float(metrics[k]) for k in columns if k in metrics}})
+    return rows
+
+
 @torch.no_grad()
 def evaluation_batches(cli: UR4RecCLI, split: str) -> list[dict[str, torch.Tensor]]:
     """Every batch of the ``val`` or ``test`` split of a configured run."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from benchmarks.common import configured, load_for_scoring, markdown_table, split_at_dashes
+from benchmarks.common import configured, markdown_table, split_at_dashes, validation_rows
 from ur4rec.vocabulary import SCORE_FUSED
 
 DEFAULT_WEIGHTS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -23,17 +23,15 @@ NEW_ITEM_COLUMNS = ("val_warm/ndcg@10", "val_cold_new/ndcg@10")  # under the new
 
 def sweep(cli, ckpt_path: str, weights: Sequence[float]) -> list[dict[str, float]]:
     """One ``trainer.validate`` per weight on the checkpoint's weights, scoring with the fused model."""
-    model, datamodule = cli.model, cli.datamodule
+    model = cli.model
     if model.net.fusion is None:
         raise SystemExit("fusion_sweep needs a model with a retriever (model.retriever is null)")
-    load_for_scoring(model, ckpt_path)
-    rows = []
-    for weight in weights:
+
+    def set_weight(weight: float) -> None:
         model.net.fusion.set_sasrec_weight(weight)
         model.score_mode = SCORE_FUSED  # validate() runs no stage callback, so this holds
-        metrics = cli.trainer.validate(model, datamodule, verbose=False)[0]
-        rows.append({"fusion_weight": weight, **{k: float(metrics[k]) for k in COLUMNS + NEW_ITEM_COLUMNS if k in metrics}})
-    return rows
+
+    return validation_rows(cli, ckpt_path, "fusion_weight", weights, set_weight, COLUMNS + NEW_ITEM_COLUMNS)
 
 
 def format_table(rows: list[dict[str, float]]) -> str:

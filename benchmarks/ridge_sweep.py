@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from benchmarks.common import configured, load_for_scoring, markdown_table, resolve, split_at_dashes
+from benchmarks.common import configured, markdown_table, resolve, split_at_dashes, validation_rows
 
 DEFAULT_RIDGES = (0.1, 1.0, 10.0, 100.0)
 COLUMNS = ("val/ndcg@10", "val_warm/ndcg@10", "val_cold/ndcg@10", "val_cold_new/ndcg@10", "val_cold_new/hit@10")
@@ -21,16 +21,11 @@ COLUMNS = ("val/ndcg@10", "val_warm/ndcg@10", "val_cold/ndcg@10", "val_cold_new/
 
 def sweep(cli, ckpt_path: str, ridges: Sequence[float]) -> list[dict[str, float]]:
     """One ``trainer.validate`` per penalty on the checkpoint's weights."""
-    model, datamodule = cli.model, cli.datamodule
-    if model.net.sasrec.new_item_ridge is None:
+    sasrec = cli.model.net.sasrec
+    if sasrec.new_item_ridge is None:
         raise SystemExit("ridge_sweep needs --model.sasrec.new_item_ridge (any value) after --")
-    load_for_scoring(model, ckpt_path)
-    rows = []
-    for ridge in ridges:
-        model.net.sasrec.new_item_ridge = ridge
-        metrics = cli.trainer.validate(model, datamodule, verbose=False)[0]
-        rows.append({"new_item_ridge": ridge, **{k: float(metrics[k]) for k in COLUMNS if k in metrics}})
-    return rows
+    return validation_rows(cli, ckpt_path, "new_item_ridge", ridges,
+                           lambda ridge: setattr(sasrec, "new_item_ridge", ridge), COLUMNS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

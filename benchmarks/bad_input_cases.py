@@ -93,7 +93,7 @@ def config_cases() -> list[Case]:
         ("model.retriever.hidden_size", "0"), ("model.retriever.dropout", "1.5"), ("model.retriever.positions", "0"),
         ("model.retriever.recent_content", "-1"), ("model.retriever.fusion_weight", "1.5"),
         ("model.retriever.experts", "[audio]"), ("model.retriever.experts", "[]"),
-        ("model.loss_weights.contrastive_queue_size", "0"),
+        ("model.loss_weights.contrastive_queue_size", "0"), ("model.sasrec.new_item_ridge", "0"),
         ("stages.pretrain_retriever", "-1"), ("stages.joint_finetune", "-1"), ("stages.end_to_end", "-1"),
         ("alternating.mode", "sometimes"), ("alternating.start_with", "router"), ("alternating.window", "1"),
         ("alternating.min_steps", "0"), ("alternating.switch_threshold", "-1"), ("alternating.switch_threshold", "nan"),
@@ -101,6 +101,7 @@ def config_cases() -> list[Case]:
         ("model.sasrec_optimizer.init_args.lr", "-0.001"),  # the UR4Rec config names the optimizer's class
     ]
     extra = {"model.sasrec.id_dropout": ("--model.sasrec.content=false",),
+             "model.sasrec.new_item_ridge": ("--model.sasrec.content=false",),
              "model.loss_weights.contrastive_queue_size": ("--model.loss_weights.contrastive=0.1",)}
     cases = [Case(f"config {key}={value}", CLEAR_ERROR, key, sasrec_fit("{ml100k}", f"--{key}={value}"))
              for key, value in sasrec]

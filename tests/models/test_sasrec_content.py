@@ -100,6 +100,24 @@ def test_the_new_item_map_leaves_training_to_the_id_embeddings():
     assert not torch.allclose(model.eval().item_table()[NEW], model.item_embedding.weight[NEW])
 
 
+def test_the_new_item_map_is_solved_again_only_after_a_change(monkeypatch):
+    model = content_model(new_item_ridge=1.0)
+    solved = []
+    solve = model.mapped_content
+    monkeypatch.setattr(model, "mapped_content", lambda ids: solved.append(1) or solve(ids))
+    first = model.item_table()
+    torch.testing.assert_close(model.item_table(), first)
+    assert len(solved) == 1  # a second batch of the same evaluation reuses the map
+    with torch.no_grad():
+        model.item_embedding.weight[1] += 1.0  # as an optimizer step would
+    assert not torch.allclose(model.item_table()[NEW], first[NEW]) and len(solved) == 2
+    model.new_item_ridge = 100.0
+    model.item_table()
+    model.item_content[NEW[0]] = torch.randn(CONTENT)
+    model.item_table()
+    assert len(solved) == 4
+
+
 def test_a_larger_ridge_shrinks_new_items_towards_the_mean_embedding():
     model = content_model(new_item_ridge=1e-3)
     known = [i for i in range(1, N + 1) if i not in NEW]

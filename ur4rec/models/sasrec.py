@@ -93,6 +93,7 @@ class SASRec(nn.Module):
         self.num_items = num_items
         self.id_dropout = id_dropout
         self.new_item_ridge = new_item_ridge
+        self._mapped: tuple[tuple, torch.Tensor] | None = None  # (what it was computed from, the mapped table)
         self.item_embedding = nn.Embedding(num_items + 1, hidden_size, padding_idx=0)
         additive = content_dim > 0 and new_item_ridge is None  # the content term is part of every item
         self.content_projection = nn.Linear(content_dim, hidden_size, bias=False) if additive else None
@@ -133,13 +134,22 @@ class SASRec(nn.Module):
         training; the others have the unknown-item vector)."""
         ids = self.item_embedding.weight  # (N + 1, D)
         if self.new_item_ridge is not None and not self.training:  # new items are never targets in training
-            return torch.where(self.item_known[:, None], ids, self.mapped_content(ids))
+            return torch.where(self.item_known[:, None], ids, self.cached_mapped_content(ids))
         if self.content_projection is None:
             return ids
         keep = self.item_known
         if self.training and self.id_dropout > 0:
             keep = keep & (torch.rand(keep.shape, device=keep.device) >= self.id_dropout)
         return torch.where(keep[:, None], ids, self.unknown_item) + self.content_projection(self.item_content)
+
+    def cached_mapped_content(self, ids: torch.Tensor) -> torch.Tensor:
+        """``mapped_content(ids)``, computed again only when the embeddings, the content, the known items or the
+        penalty changed since the last call (every in-place change bumps a tensor's version), so ranking
+        in batches solves the regression once per evaluation, not once per batch."""
+        key = tuple((t.data_ptr(), t._version) for t in (ids, self.item_content, self.item_known)) + (self.new_item_ridge,)
+        if self._mapped is None or self._mapped[0] != key:
+            self._mapped = key, self.mapped_content(ids)
+        return self._mapped[1]
 
     @torch.no_grad()
     def mapped_content(self, ids: torch.Tensor) -> torch.Tensor:

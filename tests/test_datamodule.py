@@ -8,7 +8,7 @@ import torch
 
 from feature_fixtures import HashTextEncoder
 from writers import write_ml100k
-from ur4rec.data.datasets import window_ends
+from ur4rec.data.datasets import sample_negatives, window_ends
 from ur4rec.data.samplers import EpochShuffleSampler
 from ur4rec.datamodule import UR4RecDataModule
 from ur4rec.features.tables import build_feature_tables
@@ -93,6 +93,59 @@ def test_random_windows_are_one_per_user_drawn_from_seed_and_epoch(dm):
         ends.append(end)
         assert bool(sample["latest"]) == (end == len(train) - 1)
     assert set(ends) == set(range(1, len(dm.splits.train[0])))  # every prefix of user 0 was drawn
+
+
+def one_window(dataset, index: int) -> dict[str, torch.Tensor]:
+    """A window as the definition reads, one at a time: the sequence's slice before ``end``, left-padded."""
+    epoch, window = divmod(index, len(dataset))
+    user, end = int(dataset.users[window]), int(dataset.ends[window])
+    if dataset.windows == "random" and dataset.transitions[user] > 0:
+        end = int(np.random.default_rng((dataset.seed, epoch, user)).integers(1, dataset.transitions[user] + 1))
+    sequence, start, L = dataset.train[user], max(0, end - dataset.max_seq_len), dataset.max_seq_len
+
+    def left_padded(items):
+        return torch.tensor([0] * (L - len(items)) + items.tolist(), dtype=torch.long)
+
+    target = left_padded(sequence[start + 1:end + 1])
+    target[:L - dataset.stride] = 0
+    sample = {"user": torch.tensor(user), "input": left_padded(sequence[start:end]), "target": target,
+              "latest": torch.tensor(end == dataset.transitions[user])}
+    if dataset.num_negatives:
+        sample["negative"] = sample_negatives(dataset.positives[user], dataset.num_items, (L, dataset.num_negatives))
+    return sample
+
+
+@pytest.mark.parametrize("windows, stride, negatives", [("sliding", 3, 0), ("sliding", None, 2), ("last", None, 0),
+                                                        ("random", None, 2)])
+def test_a_loader_batch_is_its_windows_built_one_by_one(dm, windows, stride, negatives):
+    """Batches are gathered at once from a flat item array; each must be the stack of its windows as built
+    singly (the same items, dtypes and, with negatives, the same draws from the same RNG state)."""
+    dm.hparams.train_windows, dm.hparams.window_stride, dm.hparams.train_negatives = windows, stride, negatives
+    loader = dm.train_dataloader()
+    loader.sampler.set_epoch(1)
+    indices = list(loader.sampler)[:dm.hparams.batch_size]
+    torch.manual_seed(0)
+    batch = next(iter(loader))
+    torch.manual_seed(0)
+    singly = [one_window(loader.dataset, index) for index in indices]
+    assert batch.keys() == singly[0].keys()
+    for key in batch:
+        expected = torch.stack([sample[key] for sample in singly])
+        assert batch[key].dtype == expected.dtype, key
+        assert torch.equal(batch[key], expected), key
+
+
+def test_worker_processes_build_the_same_batches(dm):
+    """``data.num_workers`` > 0 builds each batch in a worker process, with the epoch carried by the index."""
+    dm.hparams.window_stride = 3
+    in_process = dm.train_dataloader()
+    dm.hparams.num_workers = 1
+    in_worker = dm.train_dataloader()
+    for loader in (in_process, in_worker):
+        loader.sampler.set_epoch(2)
+    for ours, theirs in zip(in_process, in_worker):
+        assert ours.keys() == theirs.keys()
+        assert all(torch.equal(ours[key], theirs[key]) for key in ours)
 
 
 def test_evaluation_inputs_never_contain_their_target(dm):

@@ -13,7 +13,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from ur4rec.data.datasets import (
-    TRAIN_WINDOWS, EvalDataset, PredictDataset, TrainSequenceDataset, collate_eval, draw_sampled_negatives,
+    TRAIN_WINDOWS, EvalDataset, PredictDataset, TrainSequenceDataset, already_batched, collate_eval,
+    draw_sampled_negatives,
 )
 from ur4rec.data.download import ML100K_MD5, ML100K_URL, ensure_dataset, needs_download
 from ur4rec.data.errors import DataFormatError
@@ -227,7 +228,7 @@ class UR4RecDataModule(L.LightningDataModule):
         # The loader's own generator keeps iterator creation from drawing on the global RNG, which is
         # checkpointed for dropout and negatives (see RNGStateCheckpoint).
         sampler = EpochShuffleSampler(len(dataset), hp.seed, *self._ranks(), tag_epoch=True)
-        return DataLoader(dataset, batch_size=hp.batch_size, sampler=sampler,
+        return DataLoader(dataset, batch_size=hp.batch_size, sampler=sampler, collate_fn=already_batched,
                           num_workers=hp.num_workers, persistent_workers=hp.num_workers > 0,
                           generator=torch.Generator().manual_seed(hp.seed))
 

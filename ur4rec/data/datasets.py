@@ -63,6 +63,9 @@ class TrainSequenceDataset(Dataset):
     user's latest transition (the retriever trains on those only: its user texts leave those items out).
     With ``num_negatives`` > 0, ``negative`` holds that many items per position that the user never
     trained on (for BCE/BPR losses); they are redrawn on every access.
+
+    A batch is built at once (``__getitems__``, which the DataLoader calls with a batch's indices; pass
+    ``collate_fn=already_batched``): its windows are gathered from one flat array of every user's items.
     """
 
     def __init__(self, train: list[np.ndarray], num_items: int, max_seq_len: int, num_negatives: int = 0,
@@ -74,7 +77,10 @@ class TrainSequenceDataset(Dataset):
         self.user_text = user_text  # (U, Dt) preference-text vectors, or None without features
         self.num_items, self.max_seq_len, self.num_negatives = num_items, max_seq_len, num_negatives
         self.positives = [torch.as_tensor(s, dtype=torch.long) for s in train]
-        self.transitions = np.array([max(len(s) - 1, 0) for s in train])  # (U,)
+        lengths = np.array([len(s) for s in train], dtype=np.int64)
+        self.transitions = np.maximum(lengths - 1, 0)  # (U,)
+        self.items = np.concatenate([*train, np.zeros(0, np.int64)]).astype(np.int64)  # (P,) every user's items
+        self.first = np.cumsum(lengths) - lengths  # (U,) where each user's items start in ``items``
         self.stride = min(stride or max_seq_len, max_seq_len) if windows == "sliding" else max_seq_len
         if windows == "sliding":
             self.users, self.ends = window_ends(self.transitions + 1, max_seq_len, self.stride)
@@ -90,24 +96,39 @@ class TrainSequenceDataset(Dataset):
         return int(np.minimum(self.ends, self.stride).sum())
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        """``index`` is ``epoch * len(self) + window`` (:class:`EpochShuffleSampler` with ``tag_epoch``), so the
-        epoch reaches worker processes too; a plain window index is epoch 0."""
-        epoch, index = divmod(int(index), len(self))
-        user, end = int(self.users[index]), int(self.ends[index])
-        if self.windows == "random" and self.transitions[user] > 0:
-            draw = np.random.default_rng((self.seed, epoch, user))
-            end = int(draw.integers(1, self.transitions[user] + 1))
-        sequence, start = self.train[user], max(0, end - self.max_seq_len)
-        sample = {"user": torch.tensor(user), "input": left_pad(sequence[start:end], self.max_seq_len),
-                  "target": left_pad(sequence[start + 1:end + 1], self.max_seq_len),
-                  "latest": torch.tensor(end == self.transitions[user])}
-        sample["target"][:self.max_seq_len - self.stride] = 0  # an earlier target: a later window trains it
+        """One window: the batch of ``[index]``, unstacked."""
+        return {key: value[0] for key, value in self.__getitems__([index]).items()}
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        """The windows ``indices`` as one batch: user (B,), input and target (B, L), latest (B,), and
+        user_text (B, Dt) and negative (B, L, K) where built. An index is ``epoch * len(self) + window``
+        (:class:`EpochShuffleSampler` with ``tag_epoch``), so the epoch reaches worker processes too; a plain
+        window index is epoch 0."""
+        epochs, windows = np.divmod(np.asarray(indices, dtype=np.int64), len(self))
+        users, ends = self.users[windows], self.ends[windows].copy()
+        if self.windows == "random":
+            for k in np.flatnonzero(self.transitions[users] > 0):
+                draw = np.random.default_rng((self.seed, int(epochs[k]), int(users[k])))
+                ends[k] = draw.integers(1, self.transitions[users[k]] + 1)
+        L = self.max_seq_len
+        offsets = ends[:, None] - L + np.arange(L)  # (B, L) index of each input item in its user's sequence
+        real = offsets >= 0  # left padding where the window reaches before the first item
+        at = np.where(real, self.first[users][:, None] + offsets, 0)  # (B, L) into ``items``
+        target = np.where(real, self.items[at + real], 0)  # the item after each input
+        target[:, :L - self.stride] = 0  # an earlier target: a later window trains it
+        batch = {"user": torch.from_numpy(users), "input": torch.from_numpy(np.where(real, self.items[at], 0)),
+                 "target": torch.from_numpy(target), "latest": torch.from_numpy(ends == self.transitions[users])}
         if self.user_text is not None:
-            sample["user_text"] = self.user_text[user]
+            batch["user_text"] = self.user_text[batch["user"]]
         if self.num_negatives:
-            shape = (self.max_seq_len, self.num_negatives)
-            sample["negative"] = sample_negatives(self.positives[user], self.num_items, shape)  # (L, K)
-        return sample
+            shape = (L, self.num_negatives)
+            batch["negative"] = torch.stack([sample_negatives(self.positives[u], self.num_items, shape) for u in users])
+        return batch
+
+
+def already_batched(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The DataLoader's collate for a dataset whose ``__getitems__`` returns a whole batch."""
+    return batch
 
 
 class EvalDataset(Dataset):

@@ -95,13 +95,13 @@ def test_random_windows_are_one_per_user_drawn_from_seed_and_epoch(dm):
     assert set(ends) == set(range(1, len(dm.splits.train[0])))  # every prefix of user 0 was drawn
 
 
-def one_window(dataset, index: int) -> dict[str, torch.Tensor]:
+def one_window(dataset, train: list[np.ndarray], index: int) -> dict[str, torch.Tensor]:
     """A window as the definition reads, one at a time: the sequence's slice before ``end``, left-padded."""
     epoch, window = divmod(index, len(dataset))
     user, end = int(dataset.users[window]), int(dataset.ends[window])
     if dataset.windows == "random" and dataset.transitions[user] > 0:
         end = int(np.random.default_rng((dataset.seed, epoch, user)).integers(1, dataset.transitions[user] + 1))
-    sequence, start, L = dataset.train[user], max(0, end - dataset.max_seq_len), dataset.max_seq_len
+    sequence, start, L = train[user], max(0, end - dataset.max_seq_len), dataset.max_seq_len
 
     def left_padded(items):
         return torch.tensor([0] * (L - len(items)) + items.tolist(), dtype=torch.long)
@@ -127,7 +127,7 @@ def test_a_loader_batch_is_its_windows_built_one_by_one(dm, windows, stride, neg
     torch.manual_seed(0)
     batch = next(iter(loader))
     torch.manual_seed(0)
-    singly = [one_window(loader.dataset, index) for index in indices]
+    singly = [one_window(loader.dataset, dm.splits.train, index) for index in indices]
     assert batch.keys() == singly[0].keys()
     for key in batch:
         expected = torch.stack([sample[key] for sample in singly])

@@ -73,7 +73,7 @@ class TrainSequenceDataset(Dataset):
                  seed: int = 0):
         if windows not in TRAIN_WINDOWS:
             raise ValueError(f"data.train_windows must be one of {TRAIN_WINDOWS}, got {windows!r}")
-        self.train, self.windows, self.seed = train, windows, seed
+        self.windows, self.seed = windows, seed
         self.user_text = user_text  # (U, Dt) preference-text vectors, or None without features
         self.num_items, self.max_seq_len, self.num_negatives = num_items, max_seq_len, num_negatives
         self.positives = [torch.as_tensor(s, dtype=torch.long) for s in train]

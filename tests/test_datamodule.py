@@ -143,7 +143,9 @@ def test_worker_processes_build_the_same_batches(dm):
     in_worker = dm.train_dataloader()
     for loader in (in_process, in_worker):
         loader.sampler.set_epoch(2)
-    for ours, theirs in zip(in_process, in_worker):
+    pairs = list(zip(in_process, in_worker))
+    assert len(pairs) == len(in_process) > 1
+    for ours, theirs in pairs:
         assert ours.keys() == theirs.keys()
         assert all(torch.equal(ours[key], theirs[key]) for key in ours)
 

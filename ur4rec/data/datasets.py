@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ur4rec.data.preprocessing import concatenated
 from ur4rec.errors import ConfigError
 
 
@@ -79,11 +80,11 @@ class TrainSequenceDataset(Dataset):
         self.positives = [torch.as_tensor(s, dtype=torch.long) for s in train]
         lengths = np.array([len(s) for s in train], dtype=np.int64)
         self.transitions = np.maximum(lengths - 1, 0)  # (U,)
-        self.items = np.concatenate([*train, np.zeros(0, np.int64)]).astype(np.int64)  # (P,) every user's items
+        self.items = concatenated(train)  # (P,) every user's items
         self.first = np.cumsum(lengths) - lengths  # (U,) where each user's items start in ``items``
         self.stride = min(stride or max_seq_len, max_seq_len) if windows == "sliding" else max_seq_len
         if windows == "sliding":
-            self.users, self.ends = window_ends(self.transitions + 1, max_seq_len, self.stride)
+            self.users, self.ends = window_ends(lengths, max_seq_len, self.stride)
         else:
             self.users, self.ends = np.arange(len(train)), self.transitions
 
@@ -210,7 +211,7 @@ def draw_sampled_negatives(user_items: list[np.ndarray], num_items: int, num_neg
     """
     num_users = len(user_items)
     owners = np.repeat(np.arange(num_users), [len(items) for items in user_items])
-    flat = np.concatenate([*user_items, np.zeros(0, np.int64)]).astype(np.int64)
+    flat = concatenated(user_items)
     positive_keys = np.sort(owners * (num_items + 1) + flat)  # (P,) user * (N + 1) + item, sorted
     positive_keys = positive_keys[np.diff(positive_keys, prepend=-1) != 0]  # each pair once
     available = num_items - np.bincount(positive_keys // (num_items + 1), minlength=num_users)  # (U,)

@@ -11,6 +11,11 @@ import pandas as pd
 from ur4rec.errors import check
 
 
+def concatenated(arrays: list[np.ndarray]) -> np.ndarray:
+    """Per-user item arrays end to end as one int64 array (P,); empty when there are none."""
+    return np.concatenate([*arrays, np.zeros(0, np.int64)]).astype(np.int64)
+
+
 @dataclass(frozen=True)
 class SequenceSplits:
     """Leave-one-out splits over remapped ids (items 1..N, 0 = padding; users 0..U-1).
@@ -53,7 +58,7 @@ class SequenceSplits:
 
     def item_counts(self) -> np.ndarray:
         """(N + 1,) training interactions per item (what popularity slices count; never validation or test)."""
-        return np.bincount(np.concatenate([*self.train, np.zeros(0, np.int64)]), minlength=self.num_items + 1)
+        return np.bincount(concatenated(self.train), minlength=self.num_items + 1)
 
     def user_text_view(self, retriever_positions: int) -> SequenceSplits:
         """The splits that user texts (template profiles, LLM prompts) describe: each training sequence cut

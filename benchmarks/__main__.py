@@ -22,8 +22,10 @@ COMMANDS = {
     "fusion_sweep": ("benchmarks.fusion_sweep", "validation metrics of a checkpoint per fusion weight"),
     "ridge_sweep": ("benchmarks.ridge_sweep", "validation metrics of a checkpoint per penalty of SASRec's new-item map"),
     "new_item_offset": ("benchmarks.new_item_offset", "validation cost and gain of ranking new items higher"),
+    "new_item_popularity": ("benchmarks.new_item_popularity", "how well content predicts a new item's popularity"),
     "llamarec_split": ("benchmarks.llamarec_split", "a MovieLens CSV split against LlamaRec's own preprocessing"),
     "llamarec_lrurec": ("benchmarks.llamarec_lrurec", "LlamaRec's LRURec trained and tested by LlamaRec's code"),
+    "recbole_sasrec": ("benchmarks.recbole_sasrec", "RecBole's SASRec fitted and tested on our split, several seeds"),
     "llamarec_average": ("benchmarks.llamarec_average", "our checkpoints averaged as LlamaRec averages; against LRURec"),
     "bad_input_corpus": ("benchmarks.bad_input_corpus", "every bad input run through cli.py, classified and counted"),
 }

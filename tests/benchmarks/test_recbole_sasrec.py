@@ -1,0 +1,40 @@
+"""benchmarks.recbole_sasrec: the atomic file RecBole reads holds our split; the report's figures."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from benchmarks.common import configured
+from benchmarks.recbole_sasrec import DATASET, report, seconds_to_reach, write_atomic
+from paths import REPO
+from writers import write_ml100k
+
+
+def test_recbole_leave_one_out_of_the_written_file_is_our_split(tmp_path):
+    args = ["--config", str(REPO / "configs" / "sasrec.yaml"),
+            "--data.data_dir", str(write_ml100k(tmp_path / "ml", num_users=30, num_items=150, per_user=10))]
+    users = write_atomic(args, tmp_path / "recbole")
+    table = pd.read_csv(tmp_path / "recbole" / DATASET / f"{DATASET}.inter", sep="\t")
+    splits = configured(args).datamodule.load()
+    assert users == splits.num_users == table["user_id:token"].nunique() == 30
+    for user, rows in table.groupby("user_id:token"):
+        items = rows.sort_values("timestamp:float")["item_id:token"].tolist()  # RecBole's "TO" order
+        # "LS: valid_and_test": the last item is the test target, the one before the validation target
+        assert items[:-2] == splits.train[user].tolist()
+        assert (items[-2], items[-1]) == (splits.valid_target[user], splits.test_target[user])
+
+
+def test_time_to_reach_is_the_first_validation_at_or_above_the_bar():
+    validations = [(10.0, 0.05), (20.0, 0.1009), (30.0, 0.1020)]
+    assert seconds_to_reach(validations, 0.1009) == 20.0
+    assert math.isnan(seconds_to_reach(validations, 0.2))
+
+
+def test_the_report_gives_each_seed_and_the_mean_with_the_sample_std():
+    run = lambda seed, ndcg: {"seed": seed, "best_valid": 0.1, "best_epoch": 3, "epochs": 5, "seconds": 50.0,  # noqa: E731
+                              "validations": [(10.0, 0.1)], "test": {"ndcg@10": ndcg, "hit@10": 0.2, "mrr@10": 0.05}}
+    lines = report([run(1, 0.09), run(2, 0.11)], 0.1009).splitlines()
+    assert lines[2].startswith("| seed 1 | 0.1000 | 3 | 5 | 50.0 | nan | 0.0900 |")
+    assert "| 0.1000 ± 0.0141 |" in lines[-1] and lines[-1].startswith("| mean ± std |")

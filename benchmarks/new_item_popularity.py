@@ -9,7 +9,8 @@ training counts on their description vectors (as SASRec's new-item map fits thei
 its predictions for the new items with how often each is really chosen (every interaction of the item, all
 held out from training; read here for this analysis only): their rank correlation, and the ten most chosen
 new items' mean count against the mean of their predictions. The tenth largest training count is what a
-popularity ranking needs to place an item in every user's top 10.
+popularity ranking needs to place an item in every user's top 10. A line before the table says how popular
+the cold users' test targets are.
 """
 
 from __future__ import annotations
@@ -62,6 +63,16 @@ def popularity_rows(content: torch.Tensor, train_counts: torch.Tensor, true_coun
     return rows
 
 
+def cold_target_popularity(true_counts: torch.Tensor, new: torch.Tensor, test_targets: torch.Tensor) -> dict[str, float]:
+    """How popular the cold users' test targets (the new ones among ``test_targets`` (U,)) are: the share
+    among the ten most chosen new items, and their median count. true_counts: (N + 1,); new: (N + 1,) bool."""
+    cold = test_targets[new[test_targets]]
+    ten_most_chosen = torch.argsort(torch.where(new, true_counts.double(), -1.0), descending=True)[:10]
+    return {"cold users": len(cold), "share of their targets among the ten most chosen new items":
+            float(torch.isin(cold, ten_most_chosen).double().mean()),
+            "median count of their targets": float(true_counts[cold].double().median())}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ours, cli_args = split_at_dashes(list(argv or []))
     parser = argparse.ArgumentParser(prog="python -m benchmarks new_item_popularity",
@@ -80,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_counts = np.bincount(concatenated(held.train), minlength=num_items + 1)
     rows = popularity_rows(datamodule.features.item_text, torch.as_tensor(train_counts), torch.as_tensor(true_counts),
                            new.clone(), args.ridges)
+    cold = cold_target_popularity(torch.as_tensor(true_counts), new, torch.as_tensor(held.test_target))
+    print(", ".join(f"{name}: {value:.2f}" if isinstance(value, float) else f"{name}: {value}" for name, value in cold.items()))
     counts = lambda value: f"{value:.1f}"  # noqa: E731
     print(markdown_table(list(rows[0]), rows, {"ridge": str, "new items": str, "top-10 new: true count": counts,
                                                "top-10 new: predicted": counts, "10th training count": counts}))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.new_item_popularity import popularity_rows, predicted_log_counts, spearman
+from benchmarks.new_item_popularity import cold_target_popularity, popularity_rows, predicted_log_counts, spearman
 
 
 def catalog(num_items: int = 60, dim: int = 4, seed: int = 0):
@@ -41,3 +41,13 @@ def test_spearman_reads_ranks_only():
     a = torch.tensor([1.0, 2.0, 3.0, 4.0])
     assert spearman(a, a.exp()) == 1.0
     assert spearman(a, -a ** 3) == -1.0
+
+
+def test_cold_targets_are_read_against_the_most_chosen_new_items():
+    true_counts = torch.arange(31, dtype=torch.float64)  # item i chosen i times; items 1..30
+    new = torch.zeros(31, dtype=torch.bool)
+    new[11:] = True  # items 11..30 are new; the ten most chosen new ones are 21..30
+    targets = torch.tensor([30, 25, 12, 3, 5])  # three cold users (30, 25, 12), two warm
+    cold = cold_target_popularity(true_counts, new, targets)
+    assert cold == {"cold users": 3, "share of their targets among the ten most chosen new items": 2 / 3,
+                    "median count of their targets": 25.0}

@@ -1,13 +1,16 @@
 """RecBole 1.2.1's SASRec on our exact split, several seeds: the reference beside issue 14's bar.
 
-    python3 -m venv /tmp/recbole && /tmp/recbole/bin/pip install torch==2.13.0 recbole==1.2.1
+    python3 -m venv /tmp/recbole && /tmp/recbole/bin/pip install torch==2.13.0 recbole==1.2.1 \\
+        "numpy<2" "pandas<2.3" "scipy<1.14" tensorboard    (RecBole 1.2.1 predates NumPy 2)
     python -m benchmarks recbole_sasrec --recbole_python /tmp/recbole/bin/python --workdir /tmp/recbole-run \\
         --seeds 2020 1 2 [--epochs 20] -- --config configs/sasrec.yaml --data.data_dir ../shared/data/ml-100k
 
 The split comes from our DataModule (the configuration after ``--``): every user's items, in our order, are
 written as RecBole atomic interactions whose timestamp is the item's position in that order. RecBole's
 leave-one-out split (``LS: valid_and_test``, time order) then gives exactly our training sequences,
-validation and test targets, and its full ranking excludes the user's history as ours does. RecBole runs
+validation and test targets. RecBole ranks a sequential model's candidates without excluding the user's
+history, so the ranking here excludes it as ours does (every item before the target; never the target),
+for validation (which chooses the checkpoint) and for test alike. RecBole runs
 in its own environment (its pinned dependencies are not ours), one seed at a time, with its SASRec
 defaults: cross-entropy over all items, 64 dims, 2 blocks of 2 heads, feed-forward 256, dropout 0.5,
 windows of 50, every prefix a training sample, Adam at 1e-3, batches of 2048. The checkpoint chosen is the
@@ -62,11 +65,33 @@ def recbole_config(workdir: Path, seed: int, epochs: int) -> dict:
     }
 
 
+def visible_histories(dataset, workdir: Path):
+    """(users, items) bool masks in RecBole's ids of the items each user has before the validation target
+    and before the test target, read from the written atomic file."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    table = pd.read_csv(workdir / DATASET / f"{DATASET}.inter", sep="\t", dtype=str)
+    users = dataset.token2id("user_id", table["user_id:token"].to_numpy())
+    items = dataset.token2id("item_id", table["item_id:token"].to_numpy())
+    position = table["timestamp:float"].astype(float).to_numpy()  # 0, 1, ... within each user
+    length = np.bincount(users)[users]  # (rows,) the user's number of items
+    masks = []
+    for held in (2, 1):  # before the validation target, before the test target
+        mask = torch.zeros(dataset.user_num, dataset.item_num, dtype=torch.bool)
+        rows = position < length - held
+        mask[torch.as_tensor(users[rows]), torch.as_tensor(items[rows])] = True
+        masks.append(mask)
+    return masks
+
+
 def run_recbole(workdir: Path, seed: int, epochs: int) -> dict:
     """One RecBole fit and test (runs in RecBole's environment); returns its figures."""
     import copy
     import time
 
+    import torch
     from recbole.config import Config
     from recbole.data import create_dataset, data_preparation
     from recbole.model.sequential_recommender import SASRec
@@ -74,7 +99,16 @@ def run_recbole(workdir: Path, seed: int, epochs: int) -> dict:
     from recbole.utils import init_seed
 
     class TimedTrainer(Trainer):
-        """RecBole's trainer, with each validation's wall time kept and the best weights kept in memory."""
+        """RecBole's trainer with the visible history excluded from every ranking, each validation's wall time
+        kept, and the best weights kept in memory."""
+
+        visible: torch.Tensor  # (users, items) bool, RecBole's ids: what the ranking being run must exclude
+
+        def _full_sort_batch_eval(self, batched_data):
+            interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
+            excluded = self.visible[interaction[config["USER_ID_FIELD"]].long()]  # (B, items)
+            excluded[positive_u, positive_i] = False  # never the target
+            return interaction, scores.masked_fill(excluded.to(scores.device), float("-inf")), positive_u, positive_i
 
         def fit(self, *args, **kwargs):
             self.started, self.validations, self.best_weights = time.perf_counter(), [], None
@@ -90,13 +124,17 @@ def run_recbole(workdir: Path, seed: int, epochs: int) -> dict:
 
     config = Config(model="SASRec", dataset=DATASET, config_dict=recbole_config(workdir, seed, epochs))
     init_seed(config["seed"], config["reproducibility"])
-    train, valid, test = data_preparation(config, create_dataset(config))
+    dataset = create_dataset(config)
+    train, valid, test = data_preparation(config, dataset)
+    valid_history, test_history = visible_histories(dataset, workdir)
     init_seed(config["seed"], config["reproducibility"])
     model = SASRec(config, train.dataset)
     trainer = TimedTrainer(config, model)
+    trainer.visible = valid_history
     best_valid, _ = trainer.fit(train, valid, saved=True, show_progress=False)
     seconds = time.perf_counter() - trainer.started
     model.load_state_dict(trainer.best_weights)
+    trainer.visible = test_history
     result = trainer.evaluate(test, load_best_model=False, show_progress=False)
     best_epoch = max(range(len(trainer.validations)), key=lambda e: (trainer.validations[e][1], -e))
     return {"seed": seed, "best_valid": float(best_valid), "best_epoch": best_epoch,

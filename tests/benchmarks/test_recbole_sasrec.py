@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 
 from benchmarks.common import configured
-from benchmarks.recbole_sasrec import DATASET, report, seconds_to_reach, write_atomic
+from benchmarks.recbole_sasrec import DATASET, report, seconds_to_reach, visible_histories, write_atomic
 from paths import REPO
 from writers import write_ml100k
 
@@ -24,6 +26,20 @@ def test_recbole_leave_one_out_of_the_written_file_is_our_split(tmp_path):
         # "LS: valid_and_test": the last item is the test target, the one before the validation target
         assert items[:-2] == splits.train[user].tolist()
         assert (items[-2], items[-1]) == (splits.valid_target[user], splits.test_target[user])
+
+
+def test_the_rankings_exclude_what_each_user_has_before_its_target(tmp_path):
+    folder = tmp_path / DATASET
+    folder.mkdir()
+    rows = [(0, 5, 0), (0, 3, 1), (0, 7, 2), (0, 2, 3), (1, 4, 0), (1, 6, 1), (1, 1, 2)]  # user, item, position
+    (folder / f"{DATASET}.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n"
+                                              + "".join(f"{u}\t{i}\t{p}\n" for u, i, p in reversed(rows)))
+    # RecBole's ids: 0 is padding, a token t becomes t + 1 here
+    dataset = SimpleNamespace(user_num=3, item_num=9,
+                              token2id=lambda field, tokens: np.array([int(t) + 1 for t in tokens]))
+    valid, test = visible_histories(dataset, tmp_path)
+    assert valid.nonzero().tolist() == [[1, 4], [1, 6], [2, 5]]  # user 0: items 5, 3; user 1: item 4
+    assert test.nonzero().tolist() == [[1, 4], [1, 6], [1, 8], [2, 5], [2, 7]]  # and the validation targets
 
 
 def test_time_to_reach_is_the_first_validation_at_or_above_the_bar():

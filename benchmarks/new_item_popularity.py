@@ -23,20 +23,16 @@ import torch
 
 from benchmarks.common import configured, markdown_table, split_at_dashes
 from ur4rec.data.preprocessing import concatenated, prepare_splits
+from ur4rec.models.sasrec import ridge_map
 
 DEFAULT_RIDGES = (1.0, 10.0, 100.0)
 
 
 def predicted_log_counts(content: torch.Tensor, log_counts: torch.Tensor, known: torch.Tensor,
                          ridge: float) -> torch.Tensor:
-    """Ridge regression of ``log_counts`` (N + 1,) on ``content`` (N + 1, Dc), fitted on the ``known`` items
-    (centred, closed form) -> every item's prediction (N + 1,)."""
-    x, y = content.double(), log_counts.double()
-    x_mean, y_mean = x[known].mean(0), y[known].mean()
-    centred = x[known] - x_mean  # (K, Dc)
-    gram = centred.T @ centred + ridge * torch.eye(x.shape[1], dtype=x.dtype)
-    weights = torch.linalg.solve(gram, centred.T @ (y[known] - y_mean))  # (Dc,)
-    return y_mean + (x - x_mean) @ weights
+    """``ridge_map`` of ``log_counts`` (N + 1,) on ``content`` (N + 1, Dc), fitted on the ``known`` items, as
+    SASRec maps ID embeddings -> every item's prediction (N + 1,)."""
+    return ridge_map(content, log_counts[:, None], known, ridge)[:, 0]
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:

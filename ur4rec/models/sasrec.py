@@ -27,6 +27,17 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.
     return dropout(weights, p, True) @ v
 
 
+def ridge_map(content: torch.Tensor, target: torch.Tensor, fitted: torch.Tensor, penalty: float) -> torch.Tensor:
+    """A ridge regression (``penalty``) of ``target`` (N, T) on ``content`` (N, Dc), fitted on the rows marked
+    ``fitted`` (N,) with both sides centred, in closed form; returns every row's prediction (N, T) in float64."""
+    x, y = content.double(), target.double()
+    x_mean, y_mean = x[fitted].mean(0), y[fitted].mean(0)
+    centred = x[fitted] - x_mean  # (K, Dc)
+    gram = centred.T @ centred + penalty * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+    weights = torch.linalg.solve(gram, centred.T @ (y[fitted] - y_mean))  # (Dc, T)
+    return y_mean + (x - x_mean) @ weights
+
+
 class SelfAttentionBlock(nn.Module):
     """Multi-head self-attention + point-wise feed-forward (D -> feedforward_size -> D), both residual, with
     LayerNorm before each (``norm_first``, pre-norm) or after each residual sum (post-norm, as RecBole)."""
@@ -153,17 +164,12 @@ class SASRec(nn.Module):
 
     @torch.no_grad()
     def mapped_content(self, ids: torch.Tensor) -> torch.Tensor:
-        """Every item's content vector mapped onto the ID embedding space (N + 1, D): a ridge regression
-        (penalty ``new_item_ridge``) from the known items' centred content vectors to their centred ID
-        embedding rows ``ids`` (N + 1, D), in closed form (Gantner et al., 2010, attribute-to-feature mapping)."""
+        """Every item's content vector mapped onto the ID embedding space (N + 1, D): ``ridge_map`` of the
+        known items' ID embedding rows ``ids`` (N + 1, D) on their content (Gantner et al., 2010,
+        attribute-to-feature mapping)."""
         known = self.item_known.clone()
         known[0] = False  # padding
-        content, target = self.item_content.double(), ids.double()
-        content_mean, target_mean = content[known].mean(0), target[known].mean(0)
-        x = content[known] - content_mean  # (K, Dc)
-        gram = x.T @ x + self.new_item_ridge * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
-        weights = torch.linalg.solve(gram, x.T @ (target[known] - target_mean))  # (Dc, D)
-        return (target_mean + (content - content_mean) @ weights).to(ids.dtype)
+        return ridge_map(self.item_content, ids, known, self.new_item_ridge).to(ids.dtype)
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         """items: (B, L) ids with 0 as padding on either side -> hidden states (B, L, D), zero at padding."""

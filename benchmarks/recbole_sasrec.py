@@ -13,7 +13,7 @@ history, so the ranking here excludes it as ours does (every item before the tar
 for validation (which chooses the checkpoint) and for test alike. RecBole runs
 in its own environment (its pinned dependencies are not ours), one seed at a time, with its SASRec
 defaults: cross-entropy over all items, 64 dims, 2 blocks of 2 heads, feed-forward 256, dropout 0.5,
-windows of 50, every prefix a training sample, Adam at 1e-3, batches of 2048. The checkpoint chosen is the
+windows of 50, every prefix a training sample, Adam at 1e-3, batches of 2048 (``--batch_size``). The checkpoint chosen is the
 best validation NDCG@10 (RecBole's own selection, early stopping after 10 epochs without a gain); it is
 kept in memory, not written, and tested. Each validation's wall time since training began is recorded, so
 ``--reach`` reads the time to a bar as ``convergence`` does for our runs.
@@ -53,10 +53,10 @@ def write_atomic(cli_args: list[str], workdir: Path) -> int:
     return splits.num_users
 
 
-def recbole_config(workdir: Path, seed: int, epochs: int) -> dict:
+def recbole_config(workdir: Path, seed: int, epochs: int, batch_size: int) -> dict:
     return {
         "data_path": str(workdir), "checkpoint_dir": str(workdir / "saved"), "seed": seed, "reproducibility": True,
-        "use_gpu": False, "show_progress": False, "epochs": epochs, "stopping_step": 10,
+        "use_gpu": False, "show_progress": False, "epochs": epochs, "stopping_step": 10, "train_batch_size": batch_size,
         "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
         "load_col": {"inter": ["user_id", "item_id", "timestamp"]}, "MAX_ITEM_LIST_LENGTH": 50,
         "train_neg_sample_args": None, "loss_type": "CE",
@@ -86,7 +86,7 @@ def visible_histories(dataset, workdir: Path):
     return masks
 
 
-def run_recbole(workdir: Path, seed: int, epochs: int) -> dict:
+def run_recbole(workdir: Path, seed: int, epochs: int, batch_size: int) -> dict:
     """One RecBole fit and test (runs in RecBole's environment); returns its figures."""
     import copy
     import time
@@ -122,7 +122,7 @@ def run_recbole(workdir: Path, seed: int, epochs: int) -> dict:
         def _save_checkpoint(self, epoch, verbose=True, **kwargs):
             self.best_weights = copy.deepcopy(self.model.state_dict())
 
-    config = Config(model="SASRec", dataset=DATASET, config_dict=recbole_config(workdir, seed, epochs))
+    config = Config(model="SASRec", dataset=DATASET, config_dict=recbole_config(workdir, seed, epochs, batch_size))
     init_seed(config["seed"], config["reproducibility"])
     dataset = create_dataset(config)
     train, valid, test = data_preparation(config, dataset)
@@ -137,7 +137,7 @@ def run_recbole(workdir: Path, seed: int, epochs: int) -> dict:
     trainer.visible = test_history
     result = trainer.evaluate(test, load_best_model=False, show_progress=False)
     best_epoch = max(range(len(trainer.validations)), key=lambda e: (trainer.validations[e][1], -e))
-    return {"seed": seed, "best_valid": float(best_valid), "best_epoch": best_epoch,
+    return {"seed": seed, "batch_size": batch_size, "best_valid": float(best_valid), "best_epoch": best_epoch,
             "epochs": len(trainer.validations), "seconds": seconds, "validations": trainer.validations,
             "test": {name: float(result[name]) for name in METRICS}}
 
@@ -150,7 +150,7 @@ def report(runs: list[dict], reach: float) -> str:
     from benchmarks.common import markdown_table
 
     reach_column = f"seconds_to_reach {reach}"
-    rows = [{"run": f"seed {r['seed']}", "best val/ndcg@10": r["best_valid"], "best_epoch": r["best_epoch"],
+    rows = [{"run": f"seed {r['seed']}, batch {r['batch_size']}", "best val/ndcg@10": r["best_valid"], "best_epoch": r["best_epoch"],
              "epochs": r["epochs"], "seconds": f"{r['seconds']:.1f}",
              reach_column: f"{seconds_to_reach(r['validations'], reach):.1f}",
              **{f"test/{m}": r["test"][m] for m in METRICS}} for r in runs]
@@ -176,6 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, required=True, help="atomic files and one JSON per seed go here")
     parser.add_argument("--seeds", type=int, nargs="+", default=[2020])
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch_size", type=int, default=2048, help="RecBole's train_batch_size (its default: 2048)")
     parser.add_argument("--reach", type=float, default=0.1009, help="validation NDCG@10 to time (RecBole's fair best)")
     args = parser.parse_args(own)
     args.workdir = args.workdir.resolve()
@@ -183,10 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{users} users written to {args.workdir / DATASET}", flush=True)
     runs = []
     for seed in args.seeds:
-        result_file = args.workdir / f"seed{seed}.json"
+        result_file = args.workdir / f"seed{seed}-batch{args.batch_size}.json"
         if not result_file.exists():  # a finished seed is not fitted again; RecBole writes its logs in its cwd
             subprocess.run([args.recbole_python, "-m", "benchmarks.recbole_sasrec", "--child", str(args.workdir),
-                            str(seed), str(args.epochs)], check=True, cwd=args.workdir,
+                            str(seed), str(args.epochs), str(args.batch_size)], check=True, cwd=args.workdir,
                            env={**os.environ, "PYTHONPATH": str(REPO)})
         runs.append(json.loads(result_file.read_text()))
     print(report(runs, args.reach))
@@ -195,8 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:  # inside RecBole's environment: no ur4rec import
-        workdir, seed, epochs = Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-        outcome = run_recbole(workdir, seed, epochs)
-        (workdir / f"seed{seed}.json").write_text(json.dumps(outcome, indent=1))
+        workdir, seed, epochs, batch_size = Path(sys.argv[2]), *map(int, sys.argv[3:6])
+        outcome = run_recbole(workdir, seed, epochs, batch_size)
+        (workdir / f"seed{seed}-batch{batch_size}.json").write_text(json.dumps(outcome, indent=1))
     else:
         sys.exit(main())

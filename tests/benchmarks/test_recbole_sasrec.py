@@ -49,8 +49,8 @@ def test_time_to_reach_is_the_first_validation_at_or_above_the_bar():
 
 
 def test_the_report_gives_each_seed_and_the_mean_with_the_sample_std():
-    run = lambda seed, ndcg: {"seed": seed, "best_valid": 0.1, "best_epoch": 3, "epochs": 5, "seconds": 50.0,  # noqa: E731
+    run = lambda seed, ndcg: {"seed": seed, "batch_size": 2048, "best_valid": 0.1, "best_epoch": 3, "epochs": 5, "seconds": 50.0,  # noqa: E731
                               "validations": [(10.0, 0.1)], "test": {"ndcg@10": ndcg, "hit@10": 0.2, "mrr@10": 0.05}}
     lines = report([run(1, 0.09), run(2, 0.11)], 0.1009).splitlines()
-    assert lines[2].startswith("| seed 1 | 0.1000 | 3 | 5 | 50.0 | nan | 0.0900 |")
+    assert lines[2].startswith("| seed 1, batch 2048 | 0.1000 | 3 | 5 | 50.0 | nan | 0.0900 |")
     assert "| 0.1000 ± 0.0141 |" in lines[-1] and lines[-1].startswith("| mean ± std |")

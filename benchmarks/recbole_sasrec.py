@@ -136,10 +136,14 @@ def run_recbole(workdir: Path, seed: int, epochs: int, batch_size: int) -> dict:
     model.load_state_dict(trainer.best_weights)
     trainer.visible = test_history
     result = trainer.evaluate(test, load_best_model=False, show_progress=False)
-    best_epoch = max(range(len(trainer.validations)), key=lambda e: (trainer.validations[e][1], -e))
-    return {"seed": seed, "batch_size": batch_size, "best_valid": float(best_valid), "best_epoch": best_epoch,
+    return {"seed": seed, "batch_size": batch_size, "best_valid": float(best_valid),
             "epochs": len(trainer.validations), "seconds": seconds, "validations": trainer.validations,
             "test": {name: float(result[name]) for name in METRICS}}
+
+
+def best_epoch(validations: list) -> int:
+    """The epoch RecBole keeps: the last one at the best score (its early stopping takes ties, ``>=``)."""
+    return max(range(len(validations)), key=lambda epoch: (validations[epoch][1], epoch))
 
 
 def seconds_to_reach(validations: list, bar: float) -> float:
@@ -150,7 +154,7 @@ def report(runs: list[dict], reach: float) -> str:
     from benchmarks.common import markdown_table
 
     reach_column = f"seconds_to_reach {reach}"
-    rows = [{"run": f"seed {r['seed']}, batch {r['batch_size']}", "best val/ndcg@10": r["best_valid"], "best_epoch": r["best_epoch"],
+    rows = [{"run": f"seed {r['seed']}, batch {r['batch_size']}", "best val/ndcg@10": r["best_valid"], "best_epoch": best_epoch(r["validations"]),
              "epochs": r["epochs"], "seconds": f"{r['seconds']:.1f}",
              reach_column: f"{seconds_to_reach(r['validations'], reach):.1f}",
              **{f"test/{m}": r["test"][m] for m in METRICS}} for r in runs]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import configured
-from benchmarks.recbole_sasrec import DATASET, report, seconds_to_reach, visible_histories, write_atomic
+from benchmarks.recbole_sasrec import DATASET, best_epoch, report, seconds_to_reach, visible_histories, write_atomic
 from paths import REPO
 from writers import write_ml100k
 
@@ -42,6 +42,10 @@ def test_the_rankings_exclude_what_each_user_has_before_its_target(tmp_path):
     assert test.nonzero().tolist() == [[1, 4], [1, 6], [1, 8], [2, 5], [2, 7]]  # and the validation targets
 
 
+def test_the_best_epoch_is_the_last_at_the_best_score_as_recbole_keeps_it():
+    assert best_epoch([(1.0, 0.05), (2.0, 0.09), (3.0, 0.08), (4.0, 0.09), (5.0, 0.07)]) == 3
+
+
 def test_time_to_reach_is_the_first_validation_at_or_above_the_bar():
     validations = [(10.0, 0.05), (20.0, 0.1009), (30.0, 0.1020)]
     assert seconds_to_reach(validations, 0.1009) == 20.0
@@ -49,8 +53,8 @@ def test_time_to_reach_is_the_first_validation_at_or_above_the_bar():
 
 
 def test_the_report_gives_each_seed_and_the_mean_with_the_sample_std():
-    run = lambda seed, ndcg: {"seed": seed, "batch_size": 2048, "best_valid": 0.1, "best_epoch": 3, "epochs": 5, "seconds": 50.0,  # noqa: E731
-                              "validations": [(10.0, 0.1)], "test": {"ndcg@10": ndcg, "hit@10": 0.2, "mrr@10": 0.05}}
+    run = lambda seed, ndcg: {"seed": seed, "batch_size": 2048, "best_valid": 0.1, "epochs": 5, "seconds": 50.0,  # noqa: E731
+                              "validations": [(10.0, 0.05), (20.0, 0.1), (30.0, 0.1), (40.0, 0.1), (50.0, 0.09)], "test": {"ndcg@10": ndcg, "hit@10": 0.2, "mrr@10": 0.05}}
     lines = report([run(1, 0.09), run(2, 0.11)], 0.1009).splitlines()
     assert lines[2].startswith("| seed 1, batch 2048 | 0.1000 | 3 | 5 | 50.0 | nan | 0.0900 |")
     assert "| 0.1000 ± 0.0141 |" in lines[-1] and lines[-1].startswith("| mean ± std |")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import statistics
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -77,6 +78,12 @@ def evaluation_batches(cli: UR4RecCLI, split: str) -> list[dict[str, torch.Tenso
     """Every batch of the ``val`` or ``test`` split of a configured run."""
     loader = cli.datamodule.test_dataloader() if split == "test" else cli.datamodule.val_dataloader()
     return list(loader)
+
+
+def mean_std(values: Sequence[float]) -> str:
+    """``mean ± std`` of ``values`` with 4 decimals (the sample standard deviation; 0 for one value)."""
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {spread:.4f}"
 
 
 def markdown_table(columns: Sequence[str], rows: Sequence[dict], formats: dict[str, Callable] | None = None) -> str:

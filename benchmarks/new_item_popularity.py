@@ -41,19 +41,24 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.corrcoef(torch.stack(ranks))[0, 1])
 
 
+def most_chosen_new(true_counts: torch.Tensor, new: torch.Tensor, k: int = 10) -> torch.Tensor:
+    """Ids of the ``k`` new items chosen most often. true_counts: (N + 1,); new: (N + 1,) bool."""
+    return torch.argsort(torch.where(new, true_counts.double(), -1.0), descending=True)[:k]
+
+
 def popularity_rows(content: torch.Tensor, train_counts: torch.Tensor, true_counts: torch.Tensor,
                     new: torch.Tensor, ridges: Sequence[float]) -> list[dict[str, object]]:
     """One row per penalty. content: (N + 1, Dc); train_counts, true_counts: (N + 1,); new: (N + 1,) bool
     (row 0, padding, is neither new nor known)."""
     known = ~new
     known[0] = False
-    top = torch.argsort(true_counts[new], descending=True)[:10]  # the ten most chosen new items
+    top = most_chosen_new(true_counts, new)
     rows = []
     for ridge in ridges:
-        predicted = predicted_log_counts(content, torch.log1p(train_counts.double()), known, ridge)[new]
+        predicted = predicted_log_counts(content, torch.log1p(train_counts.double()), known, ridge)
         rows.append({"ridge": ridge, "new items": int(new.sum()),
-                     "spearman (new items)": spearman(predicted, true_counts[new].double()),
-                     "top-10 new: true count": float(true_counts[new][top].double().mean()),
+                     "spearman (new items)": spearman(predicted[new], true_counts[new].double()),
+                     "top-10 new: true count": float(true_counts[top].double().mean()),
                      "top-10 new: predicted": float(torch.expm1(predicted[top]).mean()),
                      "10th training count": float(torch.sort(train_counts, descending=True).values[9])})
     return rows
@@ -63,9 +68,8 @@ def cold_target_popularity(true_counts: torch.Tensor, new: torch.Tensor, test_ta
     """How popular the cold users' test targets (the new ones among ``test_targets`` (U,)) are: the share
     among the ten most chosen new items, and their median count. true_counts: (N + 1,); new: (N + 1,) bool."""
     cold = test_targets[new[test_targets]]
-    ten_most_chosen = torch.argsort(torch.where(new, true_counts.double(), -1.0), descending=True)[:10]
     return {"cold users": len(cold), "share of their targets among the ten most chosen new items":
-            float(torch.isin(cold, ten_most_chosen).double().mean()),
+            float(torch.isin(cold, most_chosen_new(true_counts, new)).double().mean()),
             "median count of their targets": float(true_counts[cold].double().median())}
 
 
@@ -83,11 +87,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     every = prepare_splits(datamodule.raw.ratings, hp.min_rating, hp.min_user_interactions, hp.min_item_interactions,
                            hp.tie_order)  # the same items, ids and order, before the new ones were held out
     num_items = held.num_items
-    true_counts = np.bincount(concatenated([*every.train, every.valid_target, every.test_target]), minlength=num_items + 1)
-    train_counts = np.bincount(concatenated(held.train), minlength=num_items + 1)
-    rows = popularity_rows(datamodule.features.item_text, torch.as_tensor(train_counts), torch.as_tensor(true_counts),
-                           new.clone(), args.ridges)
-    cold = cold_target_popularity(torch.as_tensor(true_counts), new, torch.as_tensor(held.test_target))
+    true_counts = torch.as_tensor(np.bincount(concatenated([*every.train, every.valid_target, every.test_target]),
+                                              minlength=num_items + 1))
+    train_counts = torch.as_tensor(np.bincount(concatenated(held.train), minlength=num_items + 1))
+    rows = popularity_rows(datamodule.features.item_text, train_counts, true_counts, new, args.ridges)
+    cold = cold_target_popularity(true_counts, new, torch.as_tensor(held.test_target))
     print(", ".join(f"{name}: {value:.2f}" if isinstance(value, float) else f"{name}: {value}" for name, value in cold.items()))
     counts = lambda value: f"{value:.1f}"  # noqa: E731
     print(markdown_table(list(rows[0]), rows, {"ridge": str, "new items": str, "top-10 new: true count": counts,

@@ -151,18 +151,13 @@ def seconds_to_reach(validations: list, bar: float) -> float:
 
 
 def report(runs: list[dict], reach: float) -> str:
-    from benchmarks.common import markdown_table
+    from benchmarks.common import markdown_table, mean_std
 
     reach_column = f"seconds_to_reach {reach}"
     rows = [{"run": f"seed {r['seed']}, batch {r['batch_size']}", "best val/ndcg@10": r["best_valid"], "best_epoch": best_epoch(r["validations"]),
              "epochs": r["epochs"], "seconds": f"{r['seconds']:.1f}",
              reach_column: f"{seconds_to_reach(r['validations'], reach):.1f}",
              **{f"test/{m}": r["test"][m] for m in METRICS}} for r in runs]
-
-    def mean_std(values: list[float]) -> str:
-        mean = sum(values) / len(values)
-        std = (sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
-        return f"{mean:.4f} ± {std:.4f}"
 
     rows.append({"run": "mean ± std", "best val/ndcg@10": mean_std([r["best_valid"] for r in runs]),
                  **{f"test/{m}": mean_std([r["test"][m] for r in runs]) for m in METRICS}})

@@ -29,6 +29,7 @@ from functools import partial
 
 import torch
 
+from benchmarks.common import mean_std
 from ur4rec.callbacks.alternating import AdaptiveAlternating
 from ur4rec.cli import main as cli_main
 
@@ -68,8 +69,7 @@ def summarize(runs: list[dict[str, float]], also_test: tuple[str, ...] = ()) -> 
         values = [r[key] for r in runs if key in r]
         if not values:
             continue
-        spread = statistics.stdev(values) if len(values) > 1 else 0.0
-        lines.append(f"| {key} | {statistics.mean(values):.4f} ± {spread:.4f} | "
+        lines.append(f"| {key} | {mean_std(values)} | "
                      + ", ".join(f"{v:.4f}" for v in values) + " |")
     return "\n".join(lines)
 
